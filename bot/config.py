@@ -1,0 +1,88 @@
+"""Settings, read once at start from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DISCORD_API_BASE = "https://discord.com/api/v10"
+
+
+class ConfigError(Exception):
+    """A required setting is missing or malformed; the message is safe to print."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Secrets and endpoints (public names: deployments script against them).
+    discord_token: SecretStr
+    image_api_key: SecretStr
+    image_api_base_url: str = "https://api.tokaify.com/v1"
+    image_model: str = "doubao-seedream-4-0-250828"
+    database_url: str = "sqlite:///data/seedream.db"
+    discord_api_base_url: str = DISCORD_API_BASE
+    discord_gateway_url: str | None = None
+
+    # Generation defaults.
+    default_size: str = "2K"
+    default_watermark: bool = False
+    max_prompt_length: int = Field(default=4000, ge=1, le=6000)
+    image_stream: bool = True
+    image_response_format: Literal["url", "b64_json"] = "url"
+
+    # Relay behaviour.
+    relay_timeout_seconds: float = Field(default=600.0, gt=0)
+    relay_max_retries: int = Field(default=3, ge=0, le=10)
+    relay_retry_budget_seconds: float = Field(default=120.0, ge=0)
+    relay_concurrency: int = Field(default=4, ge=1, le=1000)
+    max_download_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
+    # Fairness.
+    max_jobs_per_user: int = Field(default=2, ge=1, le=100)
+
+    # Discord delivery.
+    interaction_token_margin_seconds: float = Field(default=60.0, ge=0, le=600)
+    sync_commands: bool = True
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("image_api_base_url", "discord_api_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("discord_token", "image_api_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning validation errors into one clear line per setting.
+
+    The message names the setting and the problem but never echoes the value, so a
+    malformed secret cannot leak into a terminal or a log.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+            reason = "is required" if item["type"] == "missing" else f"is invalid: {item['msg']}"
+            problems.append(f"{name} {reason}")
+        raise ConfigError("; ".join(problems)) from None
