@@ -1,0 +1,97 @@
+"""One database handle for SQLite (default) and PostgreSQL, chosen by DATABASE_URL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+def async_url(database_url: str) -> str:
+    """Map the public `sqlite:///…` / `postgresql://…` forms to SQLAlchemy's async drivers."""
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    if url.drivername in ("sqlite", "sqlite+aiosqlite"):
+        return url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if url.drivername in ("postgresql", "postgresql+asyncpg"):
+        return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database scheme {url.drivername!r}")
+
+
+class Database:
+    """Owns the engine and the schema version.
+
+    Writes that must be atomic against concurrent writers use `transaction()`: on SQLite it
+    takes the write lock up front (`BEGIN IMMEDIATE`), so read-then-write sequences such as a
+    quota reservation cannot interleave; on PostgreSQL callers lock the rows they need.
+    """
+
+    def __init__(self, database_url: str, **engine_options: Any) -> None:
+        self.url = async_url(database_url)
+        self.dialect: Dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        if self.dialect == "sqlite":
+            self._ensure_sqlite_directory()
+            engine_options.setdefault("connect_args", {"timeout": 30})
+        else:
+            engine_options.setdefault("pool_size", 10)
+            engine_options.setdefault("max_overflow", 20)
+        self.engine: AsyncEngine = create_async_engine(self.url, **engine_options)
+        if self.dialect == "sqlite":
+            self._configure_sqlite()
+
+    def _ensure_sqlite_directory(self) -> None:
+        database = make_url(self.url).database
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+    def _configure_sqlite(self) -> None:
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions start.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            mode = connection.get_execution_options().get("sqlite_begin", "BEGIN")
+            connection.exec_driver_sql(mode)
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest version (alembic revisions in `migrations/versions`)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+
+        def upgrade(connection: Connection) -> None:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+        async with self.engine.begin() as connection:
+            await connection.run_sync(upgrade)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that serialises against other writers on SQLite."""
+        async with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                connection = await connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            async with connection.begin():
+                yield connection
+
+    async def close(self) -> None:
+        await self.engine.dispose()
