@@ -1,0 +1,45 @@
+"""Entry point: `python -m bot` (or the `seedream-bot` console script)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import discord
+
+from bot.config import ConfigError, load_settings
+from bot.logging_setup import configure_logging
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"Configuration error: {error}. Set it in the environment or in .env (see README).",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(
+        settings.log_level,
+        [settings.discord_token.get_secret_value(), settings.image_api_key.get_secret_value()],
+    )
+    from bot.app import create_bot
+
+    async def run() -> None:
+        async with create_bot(settings) as bot:
+            await bot.start(settings.discord_token.get_secret_value())
+
+    try:
+        asyncio.run(run())
+    except discord.LoginFailure:
+        print("Discord rejected DISCORD_TOKEN. Check the bot token in the Developer Portal.", file=sys.stderr)
+        raise SystemExit(1) from None
+    except discord.PrivilegedIntentsRequired:
+        print("Discord refused a privileged intent; enable it in the Developer Portal (see README).",
+              file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The bot process: wires settings, storage, the relay client and the job runner to Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.endpoints import apply_discord_endpoints
+from bot.interaction_target import InteractionTarget
+from bot.jobs import JobOutcome, JobRunner, JobSpec
+from bot.seedream.client import SeedreamClient
+from bot.storage.database import Database
+from bot.storage.jobs import JobRecord, JobState, JobStore
+from bot.tree import SeedreamTree
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.imagine",)
+INTERRUPTED = "The bot restarted before this job finished; nothing was charged. Please try again."
+
+
+class SeedreamBot(commands.Bot):
+    """Owns the long-lived services; cogs reach them through the bot."""
+
+    http_session: aiohttp.ClientSession
+    database: Database
+    jobs: JobStore
+    relay: SeedreamClient
+    runner: JobRunner
+
+    def __init__(self, settings: Settings) -> None:
+        apply_discord_endpoints(settings)
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=SeedreamTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self._interrupted: list[JobRecord] = []
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        self.http_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(100, settings.relay_concurrency * 4))
+        )
+        self.database = Database(settings.database_url)
+        await self.database.migrate()
+        self.jobs = JobStore(self.database)
+        self.relay = SeedreamClient(
+            self.http_session,
+            base_url=settings.image_api_base_url,
+            api_key=settings.image_api_key.get_secret_value(),
+            model=settings.image_model,
+            response_format=settings.image_response_format,
+            stream=settings.image_stream,
+            timeout=settings.relay_timeout_seconds,
+            max_retries=settings.relay_max_retries,
+            retry_budget=settings.relay_retry_budget_seconds,
+            max_download_bytes=settings.max_download_bytes,
+        )
+        self.runner = JobRunner(
+            self.relay,
+            self.jobs,
+            concurrency=settings.relay_concurrency,
+            per_user_limit=settings.max_jobs_per_user,
+        )
+        self._interrupted = await self._settle_interrupted_jobs()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if settings.sync_commands:
+            await self.tree.sync()
+        if self._interrupted:
+            self._spawn(self._tell_interrupted())
+
+    async def _settle_interrupted_jobs(self) -> list[JobRecord]:
+        """Jobs a crash left queued or running are failed (and refunded) before anything new starts."""
+        interrupted = await self.jobs.unfinished()
+        for job in interrupted:
+            await self.jobs.finish(job.id, JobState.FAILED, INTERRUPTED)
+        if interrupted:
+            log.info("settled %d job(s) left unfinished by the last run", len(interrupted))
+        return interrupted
+
+    async def _tell_interrupted(self) -> None:
+        await self.wait_until_ready()
+        for job in self._interrupted:
+            if job.channel_id is None:
+                continue
+            channel = self.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            try:
+                await channel.send(
+                    f"<@{job.requester_id}> your job `{job.id}` was interrupted. {INTERRUPTED}",
+                    allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.requester_id)]),
+                )
+            except discord.HTTPException:
+                log.warning("could not tell the requester of job %s", job.id, exc_info=True)
+
+    async def start_job(self, interaction: discord.Interaction[Any], spec: JobSpec) -> asyncio.Future[JobOutcome]:
+        """Store, then queue a job whose results go back to this (already acknowledged) interaction."""
+        job = await self.jobs.create(
+            kind=spec.kind,
+            requester_id=spec.requester_id,
+            guild_id=spec.guild_id,
+            channel_id=spec.channel_id,
+            request=spec.stored_request(),
+            parent_job_id=spec.parent_job_id,
+            source_message_id=spec.source_message_id,
+            dedupe_key=spec.dedupe_key,
+        )
+        target = InteractionTarget(
+            interaction,
+            model=self.settings.image_model,
+            token_margin=self.settings.interaction_token_margin_seconds,
+        )
+        return await self.runner.submit(job, spec, target)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        await super().close()
+        for task in self._background:
+            task.cancel()
+        if hasattr(self, "http_session"):
+            await self.http_session.close()
+        if hasattr(self, "database"):
+            await self.database.close()
+
+
+def create_bot(settings: Settings) -> SeedreamBot:
+    return SeedreamBot(settings)

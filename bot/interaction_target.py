@@ -1,0 +1,138 @@
+"""Delivers a job's progress and images for one interaction, outliving its 15-minute token.
+
+While the token is valid (with a safety margin) everything goes through the interaction's
+webhook; afterwards images go to the channel as a reply that mentions the requester.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+import discord
+
+from bot.jobs import JobOutcome, Progress, ResultBatch
+from bot.rendering import outcome_text, progress_text, result_embed
+from bot.replies import NO_PINGS
+
+log = logging.getLogger(__name__)
+
+INVALID_TOKEN_CODES = {50027, 10015, 10062}
+DEFAULT_FILE_LIMIT = 10 * 1024 * 1024
+
+
+class InteractionTarget:
+    def __init__(self, interaction: discord.Interaction[Any], *, model: str, token_margin: float,
+                 progress_interval: float = 1.5) -> None:
+        self._interaction = interaction
+        self._model = model
+        self._margin = timedelta(seconds=token_margin)
+        self._progress_interval = progress_interval
+        self._last_progress: tuple[str, float] | None = None
+        self._original_id: int | None = None
+        self._token_dead = False
+
+    def token_usable(self) -> bool:
+        if self._token_dead:
+            return False
+        return discord.utils.utcnow() < self._interaction.expires_at - self._margin
+
+    def file_limit(self) -> int:
+        if self.token_usable():
+            return self._interaction.filesize_limit
+        guild = self._interaction.guild
+        return guild.filesize_limit if guild is not None else DEFAULT_FILE_LIMIT
+
+    async def progress(self, job: Any, progress: Progress) -> None:
+        if not self.token_usable():
+            return
+        now = time.monotonic()
+        if (
+            self._last_progress is not None
+            and self._last_progress[0] == progress.state
+            and now - self._last_progress[1] < self._progress_interval
+        ):
+            return
+        self._last_progress = (progress.state, now)
+        await self._edit_original(progress_text(progress))
+
+    async def send_images(self, batch: ResultBatch) -> list[int]:
+        embed = result_embed(batch, model=self._model)
+        if self.token_usable():
+            try:
+                message = await self._interaction.followup.send(
+                    embed=embed, files=_files(batch), allowed_mentions=NO_PINGS, wait=True
+                )
+                return [message.id]
+            except discord.HTTPException as error:
+                if not self._is_token_error(error):
+                    raise
+                log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
+        message = await self._channel().send(
+            content=f"{self._interaction.user.mention} here {'is your image' if len(batch.files) == 1 else 'are your images'}:",
+            embed=embed,
+            files=_files(batch),
+            reference=self._reference(),
+            allowed_mentions=discord.AllowedMentions(users=[self._interaction.user], replied_user=False),
+        )
+        return [message.id]
+
+    async def finished(self, outcome: JobOutcome) -> None:
+        text = outcome_text(outcome)
+        if self.token_usable():
+            try:
+                await self._edit_original(text, swallow=False)
+                return
+            except discord.HTTPException as error:
+                if not self._is_token_error(error):
+                    raise
+        await self._channel().send(
+            content=f"{self._interaction.user.mention} {text}",
+            reference=self._reference(),
+            allowed_mentions=discord.AllowedMentions(users=[self._interaction.user], replied_user=False),
+        )
+
+    async def _edit_original(self, content: str, *, swallow: bool = True) -> None:
+        try:
+            message = await self._interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
+            self._original_id = message.id
+        except discord.HTTPException as error:
+            if self._is_token_error(error):
+                self._token_dead = True
+            if not swallow:
+                raise
+            log.debug("progress edit failed: %s", error)
+
+    def _is_token_error(self, error: discord.HTTPException) -> bool:
+        dead = error.code in INVALID_TOKEN_CODES or error.status == 401
+        if dead:
+            self._token_dead = True
+        return dead
+
+    def _channel(self) -> discord.abc.Messageable:
+        channel = self._interaction.channel
+        if isinstance(channel, discord.abc.Messageable):
+            return channel
+        if self._interaction.channel_id is None:
+            raise RuntimeError("interaction has no channel to post to")
+        return self._interaction.client.get_partial_messageable(
+            self._interaction.channel_id, guild_id=self._interaction.guild_id
+        )
+
+    def _reference(self) -> discord.MessageReference | None:
+        if self._original_id is None or self._interaction.channel_id is None:
+            return None
+        return discord.MessageReference(
+            message_id=self._original_id,
+            channel_id=self._interaction.channel_id,
+            guild_id=self._interaction.guild_id,
+            fail_if_not_exists=False,
+        )
+
+
+def _files(batch: ResultBatch) -> list[discord.File]:
+    """Fresh File objects each attempt: a File's stream is consumed by a send."""
+    return [discord.File(io.BytesIO(f.content), filename=f.filename) for f in batch.files]

@@ -1,0 +1,66 @@
+"""/imagine: text-to-image and image sets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.jobs import JobSpec
+from bot.requests import build_request
+from bot.seedream.sizes import suggest_sizes
+
+if TYPE_CHECKING:
+    from bot.app import SeedreamBot
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: SeedreamBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="imagine")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="What to draw",
+        size="1K, 2K, 4K or WIDTHxHEIGHT, e.g. 2848x1600",
+        count="How many images, 1–15; more than one makes a consistent set",
+        watermark="Add the small 'AI generated' mark",
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction[SeedreamBot],
+        prompt: str,
+        size: str | None = None,
+        count: app_commands.Range[int, 1, 15] = 1,
+        watermark: bool | None = None,
+    ) -> None:
+        """Generate images with Seedream 4.0."""
+        request = build_request(
+            self.bot.settings,
+            prompt=prompt,
+            requester_id=interaction.user.id,
+            size=size,
+            count=count,
+            watermark=watermark,
+        )
+        await interaction.response.defer(thinking=True)
+        spec = JobSpec(
+            kind="imagine",
+            requester_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            request=request,
+        )
+        await self.bot.start_job(interaction, spec)
+
+    @imagine.autocomplete("size")
+    async def size_autocomplete(
+        self, interaction: discord.Interaction[SeedreamBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=label, value=value) for label, value in suggest_sizes(current)]
+
+
+async def setup(bot: SeedreamBot) -> None:
+    await bot.add_cog(Imagine(bot))
