@@ -1,0 +1,224 @@
+"""Job rows: a generation request and everything needed to act on its result later.
+
+Because the row holds the request, the requester and the result's message ids, a result's
+buttons keep working after a restart, and jobs a crash left `queued`/`running` can be
+settled on start (see `JobStore.unfinished`).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot.storage.database import Database
+from bot.storage.tables import jobs, utcnow
+
+ID_ATTEMPTS = 5
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # nothing was delivered
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DELIVERED, JobState.FAILED)
+
+
+UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
+
+
+class DuplicateJob(Exception):
+    """A job with this dedupe key exists already (a double click or a retried interaction)."""
+
+    def __init__(self, existing_job_id: str) -> None:
+        super().__init__(f"a job with this dedupe key exists already: {existing_job_id}")
+        self.existing_job_id = existing_job_id
+
+
+class UnknownJob(LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    kind: str
+    requester_id: int
+    guild_id: int | None
+    channel_id: int | None
+    request: dict[str, Any]
+    state: JobState
+    error: str | None
+    parent_job_id: str | None
+    source_message_id: int | None
+    result_message_ids: list[int]
+    images: list[dict[str, Any]]
+    dedupe_key: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            requester_id=row["requester_id"],
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            request=dict(row["request"]),
+            state=JobState(row["state"]),
+            error=row["error"],
+            parent_job_id=row["parent_job_id"],
+            source_message_id=row["source_message_id"],
+            result_message_ids=list(row["result_message_ids"]),
+            images=list(row["images"]),
+            dedupe_key=row["dedupe_key"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )
+
+
+def new_job_id() -> str:
+    """8 characters of lowercase base32: 40 random bits, short enough for a custom_id."""
+    return base64.b32encode(secrets.token_bytes(5)).decode("ascii").lower()
+
+
+class JobStore:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def create(
+        self,
+        *,
+        kind: str,
+        requester_id: int,
+        guild_id: int | None,
+        channel_id: int | None,
+        request: dict[str, Any],
+        parent_job_id: str | None = None,
+        source_message_id: int | None = None,
+        dedupe_key: str | None = None,
+    ) -> JobRecord:
+        """Store a new queued job.
+
+        Raises `DuplicateJob` when `dedupe_key` is taken: the unique index decides, so two
+        concurrent creates with one key yield one job on either backend.
+        """
+        for _ in range(ID_ATTEMPTS):
+            values: dict[str, Any] = {
+                "id": new_job_id(),
+                "kind": kind,
+                "requester_id": requester_id,
+                "guild_id": guild_id,
+                "channel_id": channel_id,
+                "request": request,
+                "state": JobState.QUEUED.value,
+                "error": None,
+                "parent_job_id": parent_job_id,
+                "source_message_id": source_message_id,
+                "result_message_ids": [],
+                "images": [],
+                "dedupe_key": dedupe_key,
+                "created_at": self._clock(),
+                "started_at": None,
+                "finished_at": None,
+            }
+            try:
+                async with self._db.transaction() as conn:
+                    await conn.execute(jobs.insert().values(**values))
+            except IntegrityError:
+                if dedupe_key is not None:
+                    existing = await self._id_for_dedupe_key(dedupe_key)
+                    if existing is not None:
+                        raise DuplicateJob(existing) from None
+                continue  # the random id collided: draw another
+            return JobRecord.from_row(values)
+        raise RuntimeError(f"could not draw an unused job id in {ID_ATTEMPTS} attempts")
+
+    async def _id_for_dedupe_key(self, dedupe_key: str) -> str | None:
+        async with self._db.engine.connect() as conn:
+            result = await conn.execute(sa.select(jobs.c.id).where(jobs.c.dedupe_key == dedupe_key))
+            return result.scalar_one_or_none()
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(sa.select(jobs).where(jobs.c.id == job_id))).mappings().first()
+        return JobRecord.from_row(row) if row is not None else None
+
+    async def mark_running(self, job_id: str) -> bool:
+        """Move a queued job to running; False (and no change) if it is not queued."""
+        return await self._transition(
+            job_id, (JobState.QUEUED.value,), state=JobState.RUNNING.value, started_at=self._clock()
+        )
+
+    async def add_result(self, job_id: str, *, message_ids: list[int], images: list[dict[str, Any]]) -> None:
+        """Append delivered messages and image metadata (a set may arrive in several messages)."""
+        async with self._db.transaction() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(jobs.c.result_message_ids, jobs.c.images)
+                    .where(jobs.c.id == job_id)
+                    .with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise UnknownJob(job_id)
+            await conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id)
+                .values(
+                    result_message_ids=[*row.result_message_ids, *message_ids],
+                    images=[*row.images, *images],
+                )
+            )
+
+    async def finish(self, job_id: str, state: JobState, error: str | None = None) -> bool:
+        """Record the final state; False (and no change) if the job had finished already."""
+        if not JobState(state).finished:
+            raise ValueError(f"finish() takes a final state, not {state!r}")
+        return await self._transition(
+            job_id, UNFINISHED, state=JobState(state).value, error=error, finished_at=self._clock()
+        )
+
+    async def _transition(self, job_id: str, from_states: tuple[str, ...], **values: Any) -> bool:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(from_states)).values(**values)
+            )
+            if result.rowcount:
+                return True
+            exists = (await conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job_id))).first()
+        if exists is None:
+            raise UnknownJob(job_id)
+        return False
+
+    async def unfinished(self) -> list[JobRecord]:
+        """Jobs left queued or running, oldest first (to settle after a crash)."""
+        return await self._select(jobs.c.state.in_(UNFINISHED))
+
+    async def active_for_user(self, requester_id: int, guild_id: int | None) -> list[JobRecord]:
+        """The requester's queued or running jobs in this guild (`None`: direct messages)."""
+        guild = jobs.c.guild_id.is_(None) if guild_id is None else jobs.c.guild_id == guild_id
+        return await self._select(jobs.c.state.in_(UNFINISHED), jobs.c.requester_id == requester_id, guild)
+
+    async def _select(self, *conditions: sa.ColumnElement[bool]) -> list[JobRecord]:
+        query = sa.select(jobs).where(*conditions).order_by(jobs.c.created_at, jobs.c.id)
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [JobRecord.from_row(row) for row in rows]

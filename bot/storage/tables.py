@@ -1,0 +1,134 @@
+"""SQLAlchemy Core tables mirroring the alembic migrations (the migrations own the schema).
+
+Keep each table here in step with `migrations/versions`; `tests/storage/test_tables.py`
+checks that the columns match what the migrations create.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+def utcnow() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends.
+
+    SQLite has no time zone type: values are stored as UTC without an offset and come back
+    with `tzinfo=UTC` attached. Naive datetimes are refused so a local time never sneaks in.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+LEDGER_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# Revision 0001.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("requester_id", sa.BigInteger, nullable=False),
+    sa.Column("guild_id", sa.BigInteger, nullable=True),
+    sa.Column("channel_id", sa.BigInteger, nullable=True),
+    sa.Column("request", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("parent_job_id", sa.String(16), nullable=True),
+    sa.Column("source_message_id", sa.BigInteger, nullable=True),
+    sa.Column("result_message_ids", sa.JSON, nullable=False),
+    sa.Column("images", sa.JSON, nullable=False),
+    sa.Column("dedupe_key", sa.String(120), nullable=True, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+)
+
+# Revision 0002.
+quota_guilds = sa.Table(
+    "quota_guilds",
+    metadata,
+    sa.Column("guild_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("default_limit", sa.Integer, nullable=True),
+    sa.Column("period", sa.String(16), nullable=True),
+    sa.Column("server_cap", sa.Integer, nullable=True),
+    sa.Column("audit_channel_id", sa.BigInteger, nullable=True),
+    sa.Column("moderator_role_id", sa.BigInteger, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=True),
+)
+
+quota_roles = sa.Table(
+    "quota_roles",
+    metadata,
+    sa.Column("guild_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("role_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("image_limit", sa.Integer, nullable=True),
+    sa.Column("exempt", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", UTCDateTime, nullable=True),
+)
+
+quota_members = sa.Table(
+    "quota_members",
+    metadata,
+    sa.Column("guild_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("image_limit", sa.Integer, nullable=True),
+    sa.Column("blocked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", UTCDateTime, nullable=True),
+)
+
+quota_reservations = sa.Table(
+    "quota_reservations",
+    metadata,
+    sa.Column("job_id", sa.String(16), primary_key=True),
+    sa.Column("guild_id", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("images", sa.Integer, nullable=False),
+    sa.Column("charged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reserved_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("settled_at", UTCDateTime, nullable=True),
+)
+
+quota_ledger = sa.Table(
+    "quota_ledger",
+    metadata,
+    sa.Column("id", LEDGER_ID, primary_key=True, autoincrement=True),
+    sa.Column("guild_id", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.BigInteger, nullable=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("amount", sa.Integer, nullable=True),
+    sa.Column("job_id", sa.String(16), nullable=True),
+    sa.Column("moderator_id", sa.BigInteger, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("effective_at", UTCDateTime, nullable=False),
+)
