@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -14,6 +16,7 @@ from bot.config import Settings
 from bot.endpoints import apply_discord_endpoints
 from bot.interaction_target import InteractionTarget
 from bot.jobs import JobOutcome, JobRunner, JobSpec
+from bot.quota import DIRECT_MESSAGES, Period, QuotaError, QuotaService, QuotaStatus
 from bot.seedream.client import SeedreamClient
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobState, JobStore
@@ -33,6 +36,7 @@ class SeedreamBot(commands.Bot):
     jobs: JobStore
     relay: SeedreamClient
     runner: JobRunner
+    quota: QuotaService
 
     def __init__(self, settings: Settings) -> None:
         apply_discord_endpoints(settings)
@@ -57,6 +61,12 @@ class SeedreamBot(commands.Bot):
         self.database = Database(settings.database_url)
         await self.database.migrate()
         self.jobs = JobStore(self.database)
+        self.quota = QuotaService(
+            self.database,
+            global_default_limit=settings.quota_default_limit,
+            default_period=Period(settings.quota_period),
+            reservation_ttl=timedelta(seconds=settings.quota_reservation_ttl_seconds),
+        )
         self.relay = SeedreamClient(
             self.http_session,
             base_url=settings.image_api_base_url,
@@ -74,6 +84,7 @@ class SeedreamBot(commands.Bot):
             self.jobs,
             concurrency=settings.relay_concurrency,
             per_user_limit=settings.max_jobs_per_user,
+            quota=self.quota,
         )
         self._interrupted = await self._settle_interrupted_jobs()
         for extension in EXTENSIONS:
@@ -82,12 +93,15 @@ class SeedreamBot(commands.Bot):
             await self.tree.sync()
         if self._interrupted:
             self._spawn(self._tell_interrupted())
+        self._spawn(self._expire_reservations_forever())
 
     async def _settle_interrupted_jobs(self) -> list[JobRecord]:
         """Jobs a crash left queued or running are failed (and refunded) before anything new starts."""
         interrupted = await self.jobs.unfinished()
         for job in interrupted:
+            await self.quota.release(job.id, "bot restarted before the job finished")
             await self.jobs.finish(job.id, JobState.FAILED, INTERRUPTED)
+        await self.quota.settle_expired()
         if interrupted:
             log.info("settled %d job(s) left unfinished by the last run", len(interrupted))
         return interrupted
@@ -106,8 +120,19 @@ class SeedreamBot(commands.Bot):
             except discord.HTTPException:
                 log.warning("could not tell the requester of job %s", job.id, exc_info=True)
 
+    async def _expire_reservations_forever(self, every: float = 300.0) -> None:
+        """Reservations of jobs that died with a process stop counting once expired; record that."""
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):
+                await self.quota.settle_expired()
+
     async def start_job(self, interaction: discord.Interaction[Any], spec: JobSpec) -> asyncio.Future[JobOutcome]:
-        """Store, then queue a job whose results go back to this (already acknowledged) interaction."""
+        """Store, reserve quota for, then queue a job whose results go back to this interaction.
+
+        Raises a `QuotaError` (with a message for the member) when the images cannot be reserved;
+        the job is then recorded as failed and nothing is queued.
+        """
         job = await self.jobs.create(
             kind=spec.kind,
             requester_id=spec.requester_id,
@@ -118,10 +143,22 @@ class SeedreamBot(commands.Bot):
             source_message_id=spec.source_message_id,
             dedupe_key=spec.dedupe_key,
         )
+        try:
+            status = await self.quota.reserve(
+                guild_id=spec.guild_id or DIRECT_MESSAGES,
+                user_id=spec.requester_id,
+                role_ids=spec.role_ids,
+                job_id=job.id,
+                images=spec.request.count,
+            )
+        except QuotaError as refusal:
+            await self.jobs.finish(job.id, JobState.FAILED, refusal.user_message)
+            raise
         target = InteractionTarget(
             interaction,
             model=self.settings.image_model,
             token_margin=self.settings.interaction_token_margin_seconds,
+            quota_note=quota_note(status),
         )
         return await self.runner.submit(job, spec, target)
 
@@ -138,6 +175,13 @@ class SeedreamBot(commands.Bot):
             await self.http_session.close()
         if hasattr(self, "database"):
             await self.database.close()
+
+
+def quota_note(status: QuotaStatus) -> str | None:
+    """What the result embed says about the requester's remaining images."""
+    if status.remaining is None:
+        return None
+    return f"{status.remaining} image{'s' if status.remaining != 1 else ''} left this {status.period.noun}"
 
 
 def create_bot(settings: Settings) -> SeedreamBot:

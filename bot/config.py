@@ -40,8 +40,11 @@ class Settings(BaseSettings):
     relay_concurrency: int = Field(default=4, ge=1, le=1000)
     max_download_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
-    # Fairness.
+    # Fairness and quotas.
     max_jobs_per_user: int = Field(default=2, ge=1, le=100)
+    quota_default_limit: int | None = Field(default=25, ge=0)
+    quota_period: Literal["daily", "weekly", "monthly"] = "daily"
+    quota_reservation_ttl_seconds: float = Field(default=3600.0, gt=0)
 
     # Discord delivery.
     interaction_token_margin_seconds: float = Field(default=60.0, ge=0, le=600)
@@ -61,6 +64,13 @@ class Settings(BaseSettings):
     def _not_blank(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("quota_default_limit", mode="before")
+    @classmethod
+    def _unlimited_words(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "unlimited"):
+            return None
         return value
 
     @field_validator("database_url")

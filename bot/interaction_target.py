@@ -26,9 +26,10 @@ DEFAULT_FILE_LIMIT = 10 * 1024 * 1024
 
 class InteractionTarget:
     def __init__(self, interaction: discord.Interaction[Any], *, model: str, token_margin: float,
-                 progress_interval: float = 1.5) -> None:
+                 quota_note: str | None = None, progress_interval: float = 1.5) -> None:
         self._interaction = interaction
         self._model = model
+        self._quota_note = quota_note
         self._margin = timedelta(seconds=token_margin)
         self._progress_interval = progress_interval
         self._last_progress: tuple[str, float] | None = None
@@ -60,7 +61,7 @@ class InteractionTarget:
         await self._edit_original(progress_text(progress))
 
     async def send_images(self, batch: ResultBatch) -> list[int]:
-        embed = result_embed(batch, model=self._model)
+        embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
         if self.token_usable():
             try:
                 message = await self._interaction.followup.send(

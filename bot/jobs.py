@@ -43,6 +43,7 @@ class JobSpec:
     guild_id: int | None
     channel_id: int | None
     request: GenerationRequest
+    role_ids: tuple[int, ...] = ()
     parent_job_id: str | None = None
     source_message_id: int | None = None
     dedupe_key: str | None = None

@@ -24,7 +24,7 @@ def image_range(batch: ResultBatch) -> str:
     return f"{numbers[0]}–{numbers[-1]} of {batch.total_expected}"
 
 
-def result_embed(batch: ResultBatch, *, model: str) -> discord.Embed:
+def result_embed(batch: ResultBatch, *, model: str, quota_note: str | None = None) -> discord.Embed:
     request = batch.job.request
     embed = discord.Embed(description=_clip(str(request["prompt"]), 4000), colour=EMBED_COLOUR)
     embed.set_author(name="Seedream")
@@ -39,6 +39,8 @@ def result_embed(batch: ResultBatch, *, model: str) -> discord.Embed:
         embed.add_field(name="Images", value=image_range(batch))
     if any(file.reencoded for file in batch.files):
         embed.add_field(name="Note", value="Re-encoded to fit Discord's upload limit.", inline=False)
+    if quota_note:
+        embed.add_field(name="Quota", value=quota_note)
     embed.set_footer(text=f"Job {batch.job.id}")
     return embed
 

@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord_members import member_role_ids
 from bot.jobs import JobSpec
 from bot.requests import build_request
 from bot.seedream.sizes import suggest_sizes
@@ -52,6 +53,7 @@ class Imagine(commands.Cog):
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             request=request,
+            role_ids=member_role_ids(interaction.user),
         )
         await self.bot.start_job(interaction, spec)
 
