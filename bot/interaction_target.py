@@ -64,21 +64,16 @@ class InteractionTarget:
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
         if self.token_usable():
             try:
-                message = await self._interaction.followup.send(
+                followup = await self._interaction.followup.send(
                     embed=embed, files=_files(batch), allowed_mentions=NO_PINGS, wait=True
                 )
-                return [message.id]
+                return [followup.id]
             except discord.HTTPException as error:
                 if not self._is_token_error(error):
                     raise
                 log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
-        message = await self._channel().send(
-            content=f"{self._interaction.user.mention} here {'is your image' if len(batch.files) == 1 else 'are your images'}:",
-            embed=embed,
-            files=_files(batch),
-            reference=self._reference(),
-            allowed_mentions=discord.AllowedMentions(users=[self._interaction.user], replied_user=False),
-        )
+        what = "is your image" if len(batch.files) == 1 else "are your images"
+        message = await self._post_in_channel(f"here {what}:", embed=embed, files=_files(batch))
         return [message.id]
 
     async def finished(self, outcome: JobOutcome) -> None:
@@ -90,11 +85,7 @@ class InteractionTarget:
             except discord.HTTPException as error:
                 if not self._is_token_error(error):
                     raise
-        await self._channel().send(
-            content=f"{self._interaction.user.mention} {text}",
-            reference=self._reference(),
-            allowed_mentions=discord.AllowedMentions(users=[self._interaction.user], replied_user=False),
-        )
+        await self._post_in_channel(text)
 
     async def _edit_original(self, content: str, *, swallow: bool = True) -> None:
         try:
@@ -119,18 +110,28 @@ class InteractionTarget:
             return channel
         if self._interaction.channel_id is None:
             raise RuntimeError("interaction has no channel to post to")
-        return self._interaction.client.get_partial_messageable(
-            self._interaction.channel_id, guild_id=self._interaction.guild_id
-        )
+        client: discord.Client = self._interaction.client
+        return client.get_partial_messageable(self._interaction.channel_id, guild_id=self._interaction.guild_id)
 
-    def _reference(self) -> discord.MessageReference | None:
-        if self._original_id is None or self._interaction.channel_id is None:
-            return None
-        return discord.MessageReference(
-            message_id=self._original_id,
-            channel_id=self._interaction.channel_id,
-            guild_id=self._interaction.guild_id,
-            fail_if_not_exists=False,
+    async def _post_in_channel(
+        self, text: str, *, embed: discord.Embed | None = None, files: list[discord.File] | None = None
+    ) -> discord.Message:
+        """Post as the bot, replying to the request's message and pinging only the requester."""
+        user = self._interaction.user
+        reference = None
+        if self._original_id is not None and self._interaction.channel_id is not None:
+            reference = discord.MessageReference(
+                message_id=self._original_id,
+                channel_id=self._interaction.channel_id,
+                guild_id=self._interaction.guild_id,
+                fail_if_not_exists=False,
+            )
+        return await self._channel().send(
+            f"{user.mention} {text}",
+            embed=embed or discord.utils.MISSING,
+            files=files or discord.utils.MISSING,
+            reference=reference or discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions(users=[user], replied_user=False),
         )
 
 

@@ -11,7 +11,9 @@ class SeedreamError(Exception):
     user_message = "The image service failed. Please try again later."
     retryable = False
 
-    def __init__(self, user_message: str | None = None, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self, user_message: str | None = None, *, code: str | None = None, status: int | None = None
+    ) -> None:
         self.user_message = user_message or type(self).user_message
         self.code = code
         self.status = status

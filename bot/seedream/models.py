@@ -29,7 +29,7 @@ class GeneratedImage:
     """One finished image, already downloaded or decoded."""
 
     index: int
-    content: bytes
+    content: bytes = field(repr=False)
     size: str | None = None  # "WxH" as reported by the relay, if it said
     content_type: str = "image/jpeg"
 
