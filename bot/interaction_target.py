@@ -6,6 +6,7 @@ webhook; afterwards images go to the channel as a reply that mentions the reques
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import time
@@ -126,13 +127,14 @@ class InteractionTarget:
                 guild_id=self._interaction.guild_id,
                 fail_if_not_exists=False,
             )
-        return await self._channel().send(
+        send = functools.partial(
+            self._channel().send,
             f"{user.mention} {text}",
             embed=embed or discord.utils.MISSING,
             files=files or discord.utils.MISSING,
-            reference=reference or discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(users=[user], replied_user=False),
         )
+        return await (send(reference=reference) if reference is not None else send())
 
 
 def _files(batch: ResultBatch) -> list[discord.File]:
