@@ -294,6 +294,9 @@ class SeedreamClient:
                 async for event in events:
                     yield event
             return
+        looks_like_sse = first.lstrip().startswith((b"event:", b"data:", b":", b"id:", b"retry:"))
+        if "event-stream" not in content_type and first.strip() and not looks_like_sse:
+            raise MalformedResponse()
 
         async def replay() -> AsyncIterator[bytes]:
             if first:
