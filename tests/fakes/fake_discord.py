@@ -390,9 +390,9 @@ class FakeDiscord(DiscordRoutes):
         await interaction.wait_callback(timeout)
         return interaction.choices or []
 
-    async def context_menu(self, name: str, target_message: StoredMessage | None = None, *,
-                           target_user: User | None = None, user: User | None = None,
-                           channel: Channel | None = None, age: timedelta = timedelta(0)) -> FakeInteraction:
+    async def context_menu(self, name: str, target_message: StoredMessage | None = None, user: User | None = None,
+                           *, target_user: User | None = None, channel: Channel | None = None,
+                           age: timedelta = timedelta(0)) -> FakeInteraction:
         """A user picks Apps > name on a message (or a user)."""
         if channel is None and target_message is not None:
             channel = self.channels[target_message.channel_id]
@@ -403,7 +403,7 @@ class FakeDiscord(DiscordRoutes):
                                   age=age, command_type=int(data["type"]))
         return await self._send_interaction(envelope, IX_COMMAND)
 
-    async def click(self, message: StoredMessage, custom_id: str, *, user: User | None = None,
+    async def click(self, message: StoredMessage, custom_id: str, user: User | None = None, *,
                     values: Sequence[str] | None = None) -> FakeInteraction:
         """A user presses a button (or picks `values` in a select) that is on `message`."""
         channel, guild = self._where(self.channels[message.channel_id], None)
@@ -413,8 +413,8 @@ class FakeDiscord(DiscordRoutes):
                                   attachment_size_limit=guild.filesize_limit if guild else DM_FILESIZE_LIMIT)
         return await self._send_interaction(envelope, IX_COMPONENT)
 
-    async def submit_modal(self, opened_by: FakeInteraction, values: Mapping[str, str], *,
-                           user: User | None = None, timeout: float = 5.0) -> FakeInteraction:
+    async def submit_modal(self, opened_by: FakeInteraction, values: Mapping[str, str], user: User | None = None,
+                           *, timeout: float = 5.0) -> FakeInteraction:
         """A user fills the modal the bot opened in answer to `opened_by` and presses Submit."""
         callback = await opened_by.wait_callback(timeout)
         if callback.type != CB_MODAL:
