@@ -33,6 +33,7 @@ reservations for one member, or against one server cap, queue instead of overboo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -129,6 +130,8 @@ class QuotaService:
         member: MemberRow,
         role_ids: Sequence[int],
         now: datetime,
+        *,
+        with_server_totals: bool = True,
     ) -> QuotaStatus:
         roles = await read_roles(conn, guild.guild_id, role_ids)
         effective = resolve_limit(
@@ -143,9 +146,11 @@ class QuotaService:
         start, end = period.window(now)
         totals = await ledger.member_totals(conn, guild.guild_id, member.user_id, start, end, now)
         month_start, month_end = month_window(now)
-        server_used, server_reserved = await ledger.server_totals(
-            conn, guild.guild_id, month_start, month_end, now
-        )
+        server_used = server_reserved = 0
+        if with_server_totals or guild.server_cap is not None:
+            server_used, server_reserved = await ledger.server_totals(
+                conn, guild.guild_id, month_start, month_end, now
+            )
         if effective.limit is None:
             remaining = None
         elif member.blocked:
@@ -234,7 +239,8 @@ class QuotaService:
                     return await self._status(conn, guild, member, role_ids, now)
                 raise ValueError(f"job {job_id} already has a reservation ({existing.state})")
 
-            status = await self._status(conn, guild, member, role_ids, now)
+            # Without a server cap the guild's monthly totals don't decide anything here.
+            status = await self._status(conn, guild, member, role_ids, now, with_server_totals=False)
             if status.blocked:
                 raise MemberBlocked(status, images)
             if status.remaining is not None and images > status.remaining:
@@ -265,7 +271,13 @@ class QuotaService:
                 job_id=job_id,
                 now=now,
             )
-            return await self._status(conn, guild, member, role_ids, now)
+            remaining = None if status.remaining is None else status.remaining - images
+            return dataclasses.replace(
+                status,
+                reserved=status.reserved + images,
+                remaining=remaining,
+                server_reserved=status.server_reserved + images if status.server_cap is not None else 0,
+            )
 
     async def commit(self, job_id: str, produced: int) -> None:
         """Charge the images the job produced (at most those reserved) and return the rest."""

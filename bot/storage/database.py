@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,6 +47,9 @@ class Database:
             engine_options.setdefault("pool_size", 10)
             engine_options.setdefault("max_overflow", 20)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_options)
+        # SQLite allows one writer; queueing writers here is far cheaper than SQLite's
+        # sleep-and-retry busy handler (BEGIN IMMEDIATE still guards other processes).
+        self._write_lock = asyncio.Lock()
         if self.dialect == "sqlite":
             self._configure_sqlite()
 
@@ -63,6 +67,7 @@ class Database:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, no fsync per commit
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -87,9 +92,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that serialises against other writers on SQLite."""
-        async with self.engine.connect() as connection:
-            if self.dialect == "sqlite":
-                connection = await connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        if self.dialect == "postgresql":
+            async with self.engine.connect() as connection, connection.begin():
+                yield connection
+            return
+        async with self._write_lock, self.engine.connect() as connection:
+            connection = await connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             async with connection.begin():
                 yield connection
 

@@ -117,7 +117,8 @@ async def test_concurrent_members_cannot_overshoot_the_server_cap(
 
     assert sum(isinstance(outcome, QuotaStatus) for outcome in outcomes) == 7
     assert sum(isinstance(outcome, ServerCapReached) for outcome in outcomes) == 18
-    assert gauge.most >= 5
+    if database.dialect == "postgresql":  # SQLite writers queue on the in-process write lock by design
+        assert gauge.most >= 5
     assert (await quota.status(GUILD, USER, [])).server_reserved == 7
 
 
