@@ -1,6 +1,7 @@
 """Drive many concurrent /imagine through the fakes and print the figures that matter.
 
     .venv/bin/python -m bench.imagine_load [--requests 100] [--relay-latency 2.0] [--concurrency 100]
+                                           [--database-url postgresql://...]
 
 Prints acknowledgement latency (dispatch to the bot's defer reaching Discord; p50/p99), the
 makespan (first dispatch to last summary) divided by the relay's latency, and peak memory.
@@ -54,7 +55,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def run(requests: int, relay_latency: float, concurrency: int) -> None:
+async def run(requests: int, relay_latency: float, concurrency: int, database_url: str | None = None) -> None:
     async with FakeRelay() as relay, running_fake() as fake:
         relay.latency = relay_latency
         users = []
@@ -66,7 +67,7 @@ async def run(requests: int, relay_latency: float, concurrency: int) -> None:
             async with start_bot(
                 fake, create_bot,
                 image_api_base_url=relay.base_url, image_api_key=relay.api_key,
-                database_url=f"sqlite:///{Path(scratch) / 'bench.db'}",
+                database_url=database_url or f"sqlite:///{Path(scratch) / 'bench.db'}",
                 relay_concurrency=concurrency, quota_default_limit=None, log_level="WARNING",
             ):
                 baseline = psutil.Process().memory_info().rss
@@ -87,8 +88,9 @@ async def run(requests: int, relay_latency: float, concurrency: int) -> None:
                 acks = [(i.callback.at - i.dispatched_at) * 1000 for i in interactions if i.callback]
                 failed = sum(any(m.content.startswith("❌") for m in i.messages) for i in interactions)
 
+    backend = "PostgreSQL" if database_url else "SQLite"
     print(f"requests                 {requests} (relay latency {relay_latency:.1f} s, "
-          f"RELAY_CONCURRENCY={concurrency})")
+          f"RELAY_CONCURRENCY={concurrency}, {backend})")
     print(f"acknowledged             {len(acks)}/{requests}, failed jobs {failed}")
     print(f"ack latency p50 / p99    {statistics.median(acks):.1f} ms / {percentile(acks, 0.99):.1f} ms")
     print(f"makespan                 {makespan:.2f} s = {makespan / relay_latency:.2f} x relay latency")
@@ -101,8 +103,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--relay-latency", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--database-url", help="e.g. postgresql://postgres@127.0.0.1:5432/test (default: SQLite)")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.relay_latency, args.concurrency))
+    asyncio.run(run(args.requests, args.relay_latency, args.concurrency, args.database_url))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import discord
 from bot.jobs import JobOutcome, Progress, ResultBatch
 from bot.rendering import outcome_text, progress_text, result_embed
 from bot.replies import NO_PINGS
+from bot.result_view import result_view
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class InteractionTarget:
         self._last_progress: tuple[str, float] | None = None
         self._original_id: int | None = None
         self._token_dead = False
+        self._was_queued = False
 
     def token_usable(self) -> bool:
         if self._token_dead:
@@ -49,7 +51,7 @@ class InteractionTarget:
         return guild.filesize_limit if guild is not None else DEFAULT_FILE_LIMIT
 
     async def progress(self, job: Any, progress: Progress) -> None:
-        if not self.token_usable():
+        if not self.token_usable() or not self._worth_showing(progress):
             return
         now = time.monotonic()
         if (
@@ -61,12 +63,23 @@ class InteractionTarget:
         self._last_progress = (progress.state, now)
         await self._edit_original(progress_text(progress))
 
+    def _worth_showing(self, progress: Progress) -> bool:
+        """Skip edits that tell the member nothing new (each one is a request to Discord)."""
+        if progress.state == "queued":
+            self._was_queued = True
+            return True
+        if progress.total <= 1 or progress.done == 0:
+            # "thinking…" already says it is generating, unless a queue position is showing.
+            return self._was_queued and progress.done == 0
+        return True
+
     async def send_images(self, batch: ResultBatch) -> list[int]:
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
+        view = result_view(batch.job.id, [file.index for file in batch.files])
         if self.token_usable():
             try:
                 followup = await self._interaction.followup.send(
-                    embed=embed, files=_files(batch), allowed_mentions=NO_PINGS, wait=True
+                    embed=embed, files=_files(batch), view=view, allowed_mentions=NO_PINGS, wait=True
                 )
                 return [followup.id]
             except discord.HTTPException as error:
@@ -74,7 +87,7 @@ class InteractionTarget:
                     raise
                 log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
         what = "is your image" if len(batch.files) == 1 else "are your images"
-        message = await self._post_in_channel(f"here {what}:", embed=embed, files=_files(batch))
+        message = await self._post_in_channel(f"here {what}:", embed=embed, files=_files(batch), view=view)
         return [message.id]
 
     async def finished(self, outcome: JobOutcome) -> None:
@@ -115,7 +128,8 @@ class InteractionTarget:
         return client.get_partial_messageable(self._interaction.channel_id, guild_id=self._interaction.guild_id)
 
     async def _post_in_channel(
-        self, text: str, *, embed: discord.Embed | None = None, files: list[discord.File] | None = None
+        self, text: str, *, embed: discord.Embed | None = None, files: list[discord.File] | None = None,
+        view: discord.ui.View | None = None,
     ) -> discord.Message:
         """Post as the bot, replying to the request's message and pinging only the requester."""
         user = self._interaction.user
@@ -132,6 +146,7 @@ class InteractionTarget:
             f"{user.mention} {text}",
             embed=embed or discord.utils.MISSING,
             files=files or discord.utils.MISSING,
+            view=view,
             allowed_mentions=discord.AllowedMentions(users=[user], replied_user=False),
         )
         return await (send(reference=reference) if reference is not None else send())
