@@ -24,7 +24,7 @@ from bot.tree import SeedreamTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine",)
+EXTENSIONS = ("cogs.imagine", "cogs.quota")
 INTERRUPTED = "The bot restarted before this job finished; nothing was charged. Please try again."
 
 
@@ -181,7 +181,8 @@ def quota_note(status: QuotaStatus) -> str | None:
     """What the result embed says about the requester's remaining images."""
     if status.remaining is None:
         return None
-    return f"{status.remaining} image{'s' if status.remaining != 1 else ''} left this {status.period.noun}"
+    when = "today" if status.period is Period.DAILY else f"this {status.period.noun}"
+    return f"{status.remaining} image{'s' if status.remaining != 1 else ''} left {when}"
 
 
 def create_bot(settings: Settings) -> SeedreamBot:
