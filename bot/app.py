@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.endpoints import apply_discord_endpoints
 from bot.interaction_target import InteractionTarget
-from bot.jobs import JobOutcome, JobRunner, JobSpec
+from bot.jobs import DeliveryTarget, JobOutcome, JobRunner, JobSpec
 from bot.quota import DIRECT_MESSAGES, Period, QuotaError, QuotaService, QuotaStatus
 from bot.seedream.client import SeedreamClient
 from bot.storage.database import Database
@@ -24,7 +25,7 @@ from bot.tree import SeedreamTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.quota")
+EXTENSIONS = ("cogs.imagine", "cogs.quota", "cogs.blend", "cogs.edit")
 INTERRUPTED = "The bot restarted before this job finished; nothing was charged. Please try again."
 
 
@@ -42,6 +43,10 @@ class SeedreamBot(commands.Bot):
         apply_discord_endpoints(settings)
         intents = discord.Intents.none()
         intents.guilds = True
+        # Replies that ask for an edit (cogs/edit.py). Without the privileged Message Content
+        # intent Discord only shows the bot messages that mention it.
+        intents.guild_messages = True
+        intents.message_content = settings.message_content_intent
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -133,6 +138,24 @@ class SeedreamBot(commands.Bot):
         Raises a `QuotaError` (with a message for the member) when the images cannot be reserved;
         the job is then recorded as failed and nothing is queued.
         """
+
+        def target(note: str | None) -> DeliveryTarget:
+            return InteractionTarget(
+                interaction,
+                model=self.settings.image_model,
+                token_margin=self.settings.interaction_token_margin_seconds,
+                quota_note=note,
+            )
+
+        return await self.start_job_for(spec, target)
+
+    async def start_job_for(
+        self, spec: JobSpec, make_target: Callable[[str | None], DeliveryTarget]
+    ) -> asyncio.Future[JobOutcome]:
+        """`start_job` for any delivery target (e.g. a plain message's `MessageTarget`).
+
+        `make_target` receives the quota note for the result embed once the images are reserved.
+        """
         job = await self.jobs.create(
             kind=spec.kind,
             requester_id=spec.requester_id,
@@ -154,13 +177,10 @@ class SeedreamBot(commands.Bot):
         except QuotaError as refusal:
             await self.jobs.finish(job.id, JobState.FAILED, refusal.user_message)
             raise
-        target = InteractionTarget(
-            interaction,
-            model=self.settings.image_model,
-            token_margin=self.settings.interaction_token_margin_seconds,
-            quota_note=quota_note(status),
-        )
-        return await self.runner.submit(job, spec, target)
+        return await self.runner.submit(job, spec, make_target(quota_note(status)))
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands: messages only matter to the reply flow's listener (cogs/edit.py)."""
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     interaction_token_margin_seconds: float = Field(default=60.0, ge=0, le=600)
     sync_commands: bool = True
 
+    # Reference images (/imagine reference, /blend, "Edit with Seedream", replies).
+    # The privileged Message Content intent lets any reply to a bot result count as an edit;
+    # it must also be switched on in the Developer Portal, or Discord refuses the connection.
+    message_content_intent: bool = False
+    # How references reach the relay: inline data URIs (works with any relay) or Discord CDN URLs.
+    reference_transport: Literal["data_uri", "url"] = "data_uri"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("image_api_base_url", "discord_api_base_url")

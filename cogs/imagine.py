@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot.discord_members import member_role_ids
 from bot.jobs import JobSpec
-from bot.requests import build_request
+from bot.reference_inputs import ReferenceSource, attach_references, plan_request
 from bot.seedream.sizes import suggest_sizes
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class Imagine(commands.Cog):
         size="1K, 2K, 4K or WIDTHxHEIGHT, e.g. 2848x1600",
         count="How many images, 1–15; more than one makes a consistent set",
         watermark="Add the small 'AI generated' mark",
+        reference="An image to edit or take from (JPEG, PNG, WebP…, at most 10 MB)",
     )
     async def imagine(
         self,
@@ -36,17 +37,23 @@ class Imagine(commands.Cog):
         size: str | None = None,
         count: app_commands.Range[int, 1, 15] = 1,
         watermark: bool | None = None,
+        reference: discord.Attachment | None = None,
     ) -> None:
         """Generate images with Seedream 4.0."""
-        request = build_request(
+        sources = [ReferenceSource(reference, None, interaction.channel_id)] if reference else []
+        request = plan_request(
             self.bot.settings,
             prompt=prompt,
             requester_id=interaction.user.id,
+            sources=sources,
             size=size,
             count=count,
             watermark=watermark,
         )
         await interaction.response.defer(thinking=True)
+        request, extra = await attach_references(
+            request, sources, transport=self.bot.settings.reference_transport
+        )
         spec = JobSpec(
             kind="imagine",
             requester_id=interaction.user.id,
@@ -54,6 +61,7 @@ class Imagine(commands.Cog):
             channel_id=interaction.channel_id,
             request=request,
             role_ids=member_role_ids(interaction.user),
+            extra=extra,
         )
         await self.bot.start_job(interaction, spec)
 

@@ -1,0 +1,84 @@
+"""/blend: new images from 2–6 reference images, in the order given."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord_members import member_role_ids
+from bot.jobs import JobSpec
+from bot.reference_inputs import ReferenceSource, attach_references, plan_request
+from bot.seedream.sizes import suggest_sizes
+
+if TYPE_CHECKING:
+    from bot.app import SeedreamBot
+
+
+class Blend(commands.Cog):
+    def __init__(self, bot: SeedreamBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="blend")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="How to combine them, e.g. 'the cat from image 1 wearing the hat from image 2'",
+        image1="Image 1",
+        image2="Image 2",
+        image3="Image 3 (optional)",
+        image4="Image 4 (optional)",
+        image5="Image 5 (optional)",
+        image6="Image 6 (optional)",
+        size="1K, 2K, 4K or WIDTHxHEIGHT, e.g. 2848x1600",
+        count="How many images; images plus results can be at most 15",
+    )
+    async def blend(
+        self,
+        interaction: discord.Interaction[SeedreamBot],
+        prompt: str,
+        image1: discord.Attachment,
+        image2: discord.Attachment,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        image6: discord.Attachment | None = None,
+        size: str | None = None,
+        count: app_commands.Range[int, 1, 13] = 1,
+    ) -> None:
+        """Blend 2–6 images into new ones with Seedream 4.0."""
+        images = [image for image in (image1, image2, image3, image4, image5, image6) if image is not None]
+        sources = [ReferenceSource(image, None, interaction.channel_id) for image in images]
+        request = plan_request(
+            self.bot.settings,
+            prompt=prompt,
+            requester_id=interaction.user.id,
+            sources=sources,
+            size=size,
+            count=count,
+        )
+        await interaction.response.defer(thinking=True)
+        request, extra = await attach_references(
+            request, sources, transport=self.bot.settings.reference_transport
+        )
+        spec = JobSpec(
+            kind="blend",
+            requester_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            request=request,
+            role_ids=member_role_ids(interaction.user),
+            extra=extra,
+        )
+        await self.bot.start_job(interaction, spec)
+
+    @blend.autocomplete("size")
+    async def size_autocomplete(
+        self, interaction: discord.Interaction[SeedreamBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=label, value=value) for label, value in suggest_sizes(current)]
+
+
+async def setup(bot: SeedreamBot) -> None:
+    await bot.add_cog(Blend(bot))

@@ -1,0 +1,228 @@
+"""Editing images already in the channel: the "Edit with Seedream" message menu, and replies.
+
+Context menu: Apps → "Edit with Seedream" on any message with images opens a modal for the
+prompt (and an optional size); every image of that message is a reference, in order.
+
+Replies: a member replies to a message with images and writes what to change. Which replies
+count (the Message Content intent decides what the bot can read):
+
+- a reply that @mentions the bot, to any message with images;
+- with `MESSAGE_CONTENT_INTENT=true`, also any reply to one of the bot's own image messages.
+
+Images attached to the reply come after the replied-to message's images. The bot answers as a
+reply to the member's message; refusals are replies too, pinging only that member.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord_members import member_role_ids
+from bot.errors import UserFacingError
+from bot.jobs import JobSpec
+from bot.message_target import MessageTarget, reply_to
+from bot.reference_inputs import (
+    ReferenceSource,
+    attach_references,
+    check_sources,
+    message_sources,
+    plan_request,
+)
+from bot.replies import reply_privately
+
+if TYPE_CHECKING:
+    from bot.app import SeedreamBot
+
+log = logging.getLogger(__name__)
+
+MENU_NAME = "Edit with Seedream"
+MODAL_TIMEOUT = 30 * 60.0  # an abandoned modal (and the message it holds) is forgotten after this
+NO_IMAGES = (
+    "That message has no images to edit. Use “Edit with Seedream” on a message with images "
+    "attached, or `/imagine` with a `reference` image."
+)
+HIDDEN_IMAGES = (
+    "I can't see the images of that message: without the Message Content intent Discord only "
+    "shows me messages that mention me. Use Apps → “Edit with Seedream” on it instead."
+)
+ASK_FOR_PROMPT = "Tell me what to change: reply to the image with a prompt, e.g. “make it a snowy night”."
+
+
+def _user_message(error: BaseException) -> str | None:
+    message = getattr(error, "user_message", None)
+    return message if isinstance(message, str) else None
+
+
+def _unexpected(error: BaseException, where: str) -> str:
+    reference = secrets.token_hex(3)
+    log.error("unexpected error in %s (ref %s)", where, reference, exc_info=error)
+    return f"Something went wrong on my side (reference `{reference}`). Please try again."
+
+
+class EditModal(discord.ui.Modal):
+    """Asks for the edit prompt and, optionally, a size."""
+
+    def __init__(self, cog: Edit, target: discord.Message, sources: list[ReferenceSource]) -> None:
+        count = len(sources)
+        super().__init__(title=f"Edit {'the image' if count == 1 else f'{count} images'} with Seedream",
+                         timeout=MODAL_TIMEOUT)
+        self.cog, self.target, self.sources = cog, target, sources
+        self.prompt_input: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label="What should change?",
+            custom_id="prompt",
+            style=discord.TextStyle.paragraph,
+            placeholder="e.g. make it a snowy night, keep the cat as it is",
+            max_length=min(4000, cog.bot.settings.max_prompt_length),
+        )
+        self.size_input: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label="Size (optional)",
+            custom_id="size",
+            required=False,
+            placeholder=f"1K, 2K, 4K or WIDTHxHEIGHT (default {cog.bot.settings.default_size})",
+            max_length=16,
+        )
+        self.add_item(self.prompt_input)
+        self.add_item(self.size_input)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await self.cog.submit_edit(interaction, self.target, self.sources, self.prompt_input.value,
+                                   self.size_input.value.strip() or None)
+
+    async def on_error(  # type: ignore[override]  # Modal.on_error has no item, unlike View
+        self, interaction: discord.Interaction[Any], error: Exception, /
+    ) -> None:
+        await reply_privately(interaction, _user_message(error) or _unexpected(error, "the edit modal"))
+
+
+class Edit(commands.Cog):
+    def __init__(self, bot: SeedreamBot) -> None:
+        self.bot = bot
+        # Context menus cannot be Cog methods: build one from a bound method instead.
+        self.menu = app_commands.guild_only(
+            app_commands.ContextMenu(name=MENU_NAME, callback=self.edit_with_seedream)
+        )
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    # -- the context menu and its modal ------------------------------------------------------
+
+    async def edit_with_seedream(self, interaction: discord.Interaction[SeedreamBot],
+                                 message: discord.Message) -> None:
+        sources = message_sources(message)
+        if not sources:
+            raise UserFacingError(NO_IMAGES)
+        check_sources(sources)
+        await interaction.response.send_modal(EditModal(self, message, sources))  # a modal must come first
+
+    async def submit_edit(self, interaction: discord.Interaction[Any], target: discord.Message,
+                          sources: list[ReferenceSource], prompt: str, size: str | None) -> None:
+        request = plan_request(self.bot.settings, prompt=prompt, requester_id=interaction.user.id,
+                               sources=sources, size=size)
+        await interaction.response.defer(thinking=True)
+        request, extra = await attach_references(request, sources, transport=self.bot.settings.reference_transport)
+        spec = JobSpec(
+            kind="edit",
+            requester_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            request=request,
+            role_ids=member_role_ids(interaction.user),
+            source_message_id=target.id,
+            extra=extra,
+        )
+        await self.bot.start_job(interaction, spec)
+
+    # -- replies ------------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        reference = message.reference
+        if (message.author.bot or message.guild is None or self.bot.user is None
+                or message.type is not discord.MessageType.reply
+                or reference is None or reference.message_id is None):
+            return
+        me = self.bot.user.id
+        mentioned = any(user.id == me for user in message.mentions)
+        if not mentioned and not self.bot.intents.message_content:
+            return  # Discord shows us neither the prompt nor the images
+        replied = reference.resolved if isinstance(reference.resolved, discord.Message) else None
+        try:
+            await self._reply_edit(message, reference.message_id, replied, mentioned=mentioned)
+        except Exception as error:  # every refusal is answered where the member asked
+            text = _user_message(error) or _unexpected(error, "a reply edit")
+            try:
+                await reply_to(message, text)
+            except discord.HTTPException:
+                log.warning("could not answer message %s", message.id, exc_info=True)
+
+    async def _reply_edit(self, message: discord.Message, replied_id: int, replied: discord.Message | None,
+                          *, mentioned: bool) -> None:
+        me = self.bot.user.id if self.bot.user else 0
+        typed_mention = re.search(rf"<@!?{me}>", message.content) is not None
+        if replied is None:  # Discord left it out of the event
+            replied = await self._fetch(message, replied_id, quiet=not typed_mention)
+            if replied is None:
+                return
+        from_bot = replied.author.id == me
+        if not (mentioned or from_bot):
+            return  # with the intent, replies to other members' messages still need a mention
+        if not message_sources(replied) and not from_bot and not self.bot.intents.message_content:
+            # The event hides the images of a message that does not mention us; the API may not.
+            replied = await self._fetch(message, replied_id, quiet=not typed_mention) or replied
+        replied_sources = message_sources(replied)
+        if not replied_sources:
+            if not typed_mention:
+                return  # e.g. a reply-ping to one of the bot's text messages
+            hidden = not (from_bot or self.bot.intents.message_content or replied.content
+                          or replied.attachments or replied.embeds)
+            raise UserFacingError(HIDDEN_IMAGES if hidden else NO_IMAGES)
+        prompt = re.sub(rf"<@!?{me}>", " ", message.content).strip()
+        if not prompt:
+            raise UserFacingError(ASK_FOR_PROMPT)
+        sources = replied_sources + message_sources(message)
+        request = plan_request(self.bot.settings, prompt=prompt, requester_id=message.author.id, sources=sources)
+        with contextlib.suppress(discord.HTTPException):
+            await message.channel.typing()  # while the images download
+        request, extra = await attach_references(request, sources, transport=self.bot.settings.reference_transport)
+        spec = JobSpec(
+            kind="edit",
+            requester_id=message.author.id,
+            guild_id=message.guild.id if message.guild else None,
+            channel_id=message.channel.id,
+            request=request,
+            role_ids=member_role_ids(message.author),
+            source_message_id=replied.id,
+            extra=extra,
+        )
+        model = self.bot.settings.image_model
+        await self.bot.start_job_for(spec, lambda note: MessageTarget(message, model=model, quota_note=note))
+
+    async def _fetch(self, message: discord.Message, message_id: int, *, quiet: bool) -> discord.Message | None:
+        try:
+            return await message.channel.fetch_message(message_id)
+        except discord.NotFound:
+            if quiet:
+                return None
+            raise UserFacingError("I can't find the message you replied to.") from None
+        except discord.Forbidden:
+            if quiet:
+                return None
+            raise UserFacingError(
+                "I can't read the message you replied to: I need the Read Message History permission here."
+            ) from None
+
+
+async def setup(bot: SeedreamBot) -> None:
+    await bot.add_cog(Edit(bot))
