@@ -168,6 +168,18 @@ async def test_edit_with_seedream_opens_a_modal_and_uses_every_image_of_the_mess
     assert [m for m in submitted.messages if m.files], "the result was posted"
 
 
+async def test_edit_with_seedream_with_a_bad_size_is_refused_privately_before_any_download(world: World):
+    fake = world.discord
+    posted = await fake.user_message(fake.general, fake.alice, "cat", attachments=[("cat.png", RED)])
+
+    opened = await fake.context_menu("Edit with Seedream", posted)
+    submitted = await fake.submit_modal(opened, {"prompt": "add a hat", "size": "banana"})
+
+    assert "couldn't read `banana` as a size" in await private_answer(fake, submitted)
+    assert not [r for r in fake.requests if r.path.startswith("/cdn/")]
+    assert world.relay.requests == []
+
+
 async def test_edit_with_seedream_on_a_message_without_images_explains_privately(world: World):
     fake = world.discord
     posted = await fake.user_message(fake.general, fake.alice, "just words")
