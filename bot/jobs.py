@@ -192,11 +192,12 @@ class JobRunner:
         try:
             outcome = await self._execute(entry.job, entry.spec, entry.target)
             entry.done.set_result(outcome)
-        except BaseException as error:  # the future must always resolve
+        except asyncio.CancelledError:
+            entry.done.cancel()
+            raise
+        except Exception as error:  # the future must always resolve
             if not entry.done.done():
                 entry.done.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
         finally:
             user = entry.spec.requester_id
             self._running[user] -= 1
@@ -287,6 +288,13 @@ class JobRunner:
                     raise
                 await asyncio.sleep(self._delivery_backoff * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def shutdown(self) -> None:
+        """Stop running jobs (their rows stay unfinished and are settled at the next start)."""
+        self._waiting.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def drain(self) -> None:
         """Wait for every running job (used at shutdown and by benchmarks)."""

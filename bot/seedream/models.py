@@ -20,7 +20,7 @@ class GenerationRequest:
     size: str
     count: int = 1
     watermark: bool = False
-    references: tuple[str, ...] = ()
+    references: tuple[str, ...] = field(default=(), repr=False)  # data URIs can be megabytes
     user: str | None = None
 
 

@@ -140,8 +140,8 @@ async def test_one_member_cannot_starve_the_server(boot, fake_discord, relay):
         alice_jobs = [await fake_discord.slash("imagine", {"prompt": f"alice {n}"}) for n in range(3)]
         mod_job = await fake_discord.slash("imagine", {"prompt": "mod's turn"}, user=fake_discord.mod)
         await finished(mod_job)
-        # mod's job ran alongside alice's first job, ahead of alice's queued second and third
-        prompts = [request.body["prompt"] for request in relay.requests]
-        assert prompts.index("mod's turn") < prompts.index("alice 2")
         for job in alice_jobs:
             await finished(job, timeout=20)
+    # mod's job ran alongside alice's first job, ahead of alice's queued second and third
+    prompts = [request.body["prompt"] for request in relay.requests]
+    assert prompts.index("mod's turn") < prompts.index("alice 1") < prompts.index("alice 2")
