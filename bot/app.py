@@ -25,7 +25,7 @@ from bot.tree import SeedreamTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.quota", "cogs.blend", "cogs.edit")
+EXTENSIONS = ("cogs.imagine", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results")
 INTERRUPTED = "The bot restarted before this job finished; nothing was charged. Please try again."
 
 
@@ -191,6 +191,9 @@ class SeedreamBot(commands.Bot):
         await super().close()
         for task in self._background:
             task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if hasattr(self, "runner"):
+            await self.runner.shutdown()
         if hasattr(self, "http_session"):
             await self.http_session.close()
         if hasattr(self, "database"):

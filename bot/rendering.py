@@ -5,6 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot.jobs import JobOutcome, Progress, ResultBatch
+from bot.storage.jobs import JobRecord
 
 EMBED_COLOUR = discord.Colour(0x5865F2)
 
@@ -41,8 +42,22 @@ def result_embed(batch: ResultBatch, *, model: str, quota_note: str | None = Non
         embed.add_field(name="Note", value="Re-encoded to fit Discord's upload limit.", inline=False)
     if quota_note:
         embed.add_field(name="Quota", value=quota_note)
+    source = source_url(batch.job)
+    if source:
+        embed.add_field(name="From", value=source, inline=False)
     embed.set_footer(text=f"Job {batch.job.id}")
     return embed
+
+
+def source_url(job: JobRecord) -> str | None:
+    """The jump link to the message a derived job (edit, upscale, reroll…) came from."""
+    if job.source_message_id is None or job.channel_id is None:
+        return None
+    return message_url(job.guild_id, job.channel_id, job.source_message_id)
+
+
+def message_url(guild_id: int | None, channel_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 
 
 def outcome_text(outcome: JobOutcome) -> str:

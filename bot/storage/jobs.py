@@ -117,8 +117,9 @@ class JobStore:
     ) -> JobRecord:
         """Store a new queued job.
 
-        Raises `DuplicateJob` when `dedupe_key` is taken: the unique index decides, so two
-        concurrent creates with one key yield one job on either backend.
+        Raises `DuplicateJob` when `dedupe_key` is held by an unfinished job: the unique index
+        decides, so two concurrent creates with one key yield one job on either backend.
+        `finish` releases the key.
         """
         for _ in range(ID_ATTEMPTS):
             values: dict[str, Any] = {
@@ -189,11 +190,16 @@ class JobStore:
             )
 
     async def finish(self, job_id: str, state: JobState, error: str | None = None) -> bool:
-        """Record the final state; False (and no change) if the job had finished already."""
+        """Record the final state; False (and no change) if the job had finished already.
+
+        The job's `dedupe_key` is released: a key only guards against a second job while the
+        first is active (a double click), so the same button works again once it has finished.
+        """
         if not JobState(state).finished:
             raise ValueError(f"finish() takes a final state, not {state!r}")
         return await self._transition(
-            job_id, UNFINISHED, state=JobState(state).value, error=error, finished_at=self._clock()
+            job_id, UNFINISHED, state=JobState(state).value, error=error, finished_at=self._clock(),
+            dedupe_key=None,
         )
 
     async def _transition(self, job_id: str, from_states: tuple[str, ...], **values: Any) -> bool:

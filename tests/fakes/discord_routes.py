@@ -437,9 +437,10 @@ class DiscordRoutes(DiscordState):
         interaction = self._webhook_interaction(record, match)
         payload = record.payload or {}
         original = self.all_messages.get(interaction.original_message_id or 0)
-        if original is not None and original.loading and not interaction.followup_ids:
+        if original is not None and original.loading and not original.deleted and not interaction.followup_ids:
             # The first followup after a "thinking" defer replaces the placeholder and keeps its
-            # ephemeral state (receiving-and-responding.mdx, Create Followup Message).
+            # ephemeral state (receiving-and-responding.mdx, Create Followup Message). Once the
+            # placeholder is deleted, a followup is a new message with its own flags.
             self._write_message(original, payload, record.parts, size_limit=interaction.attachment_size_limit,
                                 creating=False, allowed_flags=0)
             message = original

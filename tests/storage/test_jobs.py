@@ -176,6 +176,19 @@ async def test_a_repeated_dedupe_key_names_the_existing_job(database: Database) 
     assert await create(store) and await create(store)  # no key: no dedupe
 
 
+async def test_a_finished_job_releases_its_dedupe_key_for_the_next_click(database: Database) -> None:
+    store = JobStore(database)
+    first = await create(store, dedupe_key="reroll:555:111")
+    await store.finish(first.id, JobState.DELIVERED)
+
+    second = await create(store, dedupe_key="reroll:555:111")
+
+    assert second.id != first.id
+    assert (await store.get(first.id)).dedupe_key is None
+    with pytest.raises(DuplicateJob):  # held again while the second job is active
+        await create(store, dedupe_key="reroll:555:111")
+
+
 async def test_ten_concurrent_creates_with_one_dedupe_key_make_exactly_one_job(database: Database) -> None:
     store = JobStore(database)
 
