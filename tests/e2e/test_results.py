@@ -7,7 +7,10 @@ interactions on the messages the bot posted, including after the bot process res
 from __future__ import annotations
 
 import base64
+import io
 from typing import Any
+
+from PIL import Image
 
 from tests.e2e.conftest import World
 from tests.fakes.discord_state import MANAGE_MESSAGES, FakeInteraction, StoredMessage
@@ -174,6 +177,21 @@ async def settled(interaction: FakeInteraction) -> tuple[str, StoredMessage]:
         return None
 
     return await interaction.waiter.wait_for(outcome, 15, what="the click to settle")
+
+
+async def test_reroll_of_imagine_with_a_reference_sends_the_uploaded_image_again(world: World):
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 60), "orange").save(buffer, "PNG")
+    upload = buffer.getvalue()
+    interaction = await world.imagine(prompt="make it autumn", reference=("leaf.png", upload, "image/png"))
+    await finished(interaction)
+    [message] = image_messages(interaction)
+
+    click = await world.discord.click(message, button(message, "reroll"))
+    await finished(click)
+
+    assert [reference_bytes(r.body) for r in world.relay.requests] == [[upload], [upload]]
+    assert world.relay.requests[1].body["prompt"] == "make it autumn"
 
 
 async def test_reroll_of_an_edit_fetches_its_reference_again(world: World):
