@@ -4,7 +4,7 @@ Everything here is plain data plus the payload shapes Discord sends (user, membe
 channel, guild, message objects). The server in `fake_discord.py` mutates it; tests read it.
 """
 
-# ruff: noqa: ASYNC109  (waiting helpers take a `timeout`, like the rest of the test API)
+
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ double acknowledgement) and can inject faults. See
 """
 
 # Waiting helpers take a `timeout` on purpose: tests read better as `wait_for(..., timeout=2)`.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
