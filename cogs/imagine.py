@@ -8,10 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_members import member_role_ids
-from bot.jobs import JobSpec
-from bot.reference_inputs import ReferenceSource, attach_references, plan_request
-from bot.seedream.sizes import suggest_sizes
+from bot.reference_inputs import ReferenceSource, plan_request
+from bot.slash_jobs import run_slash_job, size_autocomplete
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
@@ -22,6 +20,7 @@ class Imagine(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="imagine")
+    @app_commands.autocomplete(size=size_autocomplete)
     @app_commands.guild_only()
     @app_commands.describe(
         prompt="What to draw",
@@ -51,25 +50,7 @@ class Imagine(commands.Cog):
             watermark=watermark,
         )
         await interaction.response.defer(thinking=True)
-        request, extra = await attach_references(
-            request, sources, transport=self.bot.settings.reference_transport
-        )
-        spec = JobSpec(
-            kind="imagine",
-            requester_id=interaction.user.id,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            request=request,
-            role_ids=member_role_ids(interaction.user),
-            extra=extra,
-        )
-        await self.bot.start_job(interaction, spec)
-
-    @imagine.autocomplete("size")
-    async def size_autocomplete(
-        self, interaction: discord.Interaction[SeedreamBot], current: str
-    ) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=label, value=value) for label, value in suggest_sizes(current)]
+        await run_slash_job(interaction, kind="imagine", request=request, sources=sources)
 
 
 async def setup(bot: SeedreamBot) -> None:
