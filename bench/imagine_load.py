@@ -1,37 +1,46 @@
 """Drive many concurrent /imagine through the fakes and print the figures that matter.
 
     .venv/bin/python -m bench.imagine_load [--requests 100] [--relay-latency 2.0] [--concurrency 100]
-                                           [--database-url postgresql://...]
+                                           [--database-url postgresql://...] [--in-process]
 
-Prints acknowledgement latency (dispatch to the bot's defer reaching Discord; p50/p99), the
-makespan (first dispatch to last summary) divided by the relay's latency, and peak memory.
-Targets: 100 requests with a 2 s relay acknowledge within 300 ms p99 and finish within 1.2x
-of 2 s when RELAY_CONCURRENCY allows them all. The fake Discord and the fake relay share the
-bot's process and event loop, so the figures are pessimistic.
+The bot runs as its own process (`python -m bot`, as in production) against a fake Discord and a
+fake relay served from this process. Prints acknowledgement latency (dispatch of the interaction
+to the bot's defer reaching Discord; p50/p99), the makespan (first dispatch to the last job's
+summary) divided by the relay's latency, and the bot's peak memory. Targets: 100 requests with a
+2 s relay acknowledge within 300 ms p99 and finish within 1.2x of 2 s when RELAY_CONCURRENCY
+allows them all. `--in-process` runs the bot in this process instead (pessimistic: the fakes
+then share its event loop and core).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
 
 from bot.app import create_bot
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import running_fake, start_bot
+from tests.harness import StandardDiscord, running_fake, start_bot
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class PeakMemory:
     """Samples this process's RSS in a thread (the event loop is busy being measured)."""
 
-    def __init__(self, every: float = 0.02) -> None:
-        self._process = psutil.Process()
+    def __init__(self, pid: int | None = None, every: float = 0.02) -> None:
+        self._process = psutil.Process(pid)
         self._every = every
         self._stop = threading.Event()
         self.peak = self._process.memory_info().rss
@@ -55,7 +64,30 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def run(requests: int, relay_latency: float, concurrency: int, database_url: str | None = None) -> None:
+@contextlib.asynccontextmanager
+async def bot_process(fake: StandardDiscord, settings: dict[str, str]) -> AsyncIterator[int]:
+    """`python -m bot` pointed at the fakes; yields its pid once it has its guilds and commands."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **fake.env(),
+           **{name.upper(): value for name, value in settings.items()}}
+    process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=env)  # noqa: ASYNC220
+    try:
+        await fake.wait_until_connected(timeout=30)
+        await fake.wait_for(lambda: bool(fake.commands), 30, what="the bot to sync its commands")
+        await asyncio.sleep(0.5)  # let the bot finish processing GUILD_CREATE
+        yield process.pid
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 30)
+
+
+@contextlib.asynccontextmanager
+async def bot_in_this_process(fake: StandardDiscord, settings: dict[str, str]) -> AsyncIterator[int]:
+    async with start_bot(fake, create_bot, **settings):
+        yield os.getpid()
+
+
+async def run(requests: int, relay_latency: float, concurrency: int, database_url: str | None,
+              in_process: bool) -> None:
     async with FakeRelay() as relay, running_fake() as fake:
         relay.latency = relay_latency
         users = []
@@ -64,14 +96,15 @@ async def run(requests: int, relay_latency: float, concurrency: int, database_ur
             fake.add_member(fake.guild, user)
             users.append(user)
         with tempfile.TemporaryDirectory() as scratch:
-            async with start_bot(
-                fake, create_bot,
-                image_api_base_url=relay.base_url, image_api_key=relay.api_key,
-                database_url=database_url or f"sqlite:///{Path(scratch) / 'bench.db'}",
-                relay_concurrency=concurrency, quota_default_limit=None, log_level="WARNING",
-            ):
-                baseline = psutil.Process().memory_info().rss
-                with PeakMemory() as memory:
+            settings = {
+                "image_api_base_url": relay.base_url, "image_api_key": relay.api_key,
+                "database_url": database_url or f"sqlite:///{Path(scratch) / 'bench.db'}",
+                "relay_concurrency": str(concurrency), "quota_default_limit": "none", "log_level": "WARNING",
+            }
+            launcher = bot_in_this_process if in_process else bot_process
+            async with launcher(fake, settings) as pid:
+                baseline = psutil.Process(pid).memory_info().rss
+                with PeakMemory(pid) as memory:
                     started = time.monotonic()
                     interactions = await asyncio.gather(
                         *(fake.slash("imagine", {"prompt": f"benchmark {n}"}, user=user)
@@ -89,12 +122,13 @@ async def run(requests: int, relay_latency: float, concurrency: int, database_ur
                 failed = sum(any(m.content.startswith("❌") for m in i.messages) for i in interactions)
 
     backend = "PostgreSQL" if database_url else "SQLite"
+    where = "in the benchmark's process" if in_process else "in its own process"
     print(f"requests                 {requests} (relay latency {relay_latency:.1f} s, "
-          f"RELAY_CONCURRENCY={concurrency}, {backend})")
+          f"RELAY_CONCURRENCY={concurrency}, {backend}, bot {where})")
     print(f"acknowledged             {len(acks)}/{requests}, failed jobs {failed}")
     print(f"ack latency p50 / p99    {statistics.median(acks):.1f} ms / {percentile(acks, 0.99):.1f} ms")
     print(f"makespan                 {makespan:.2f} s = {makespan / relay_latency:.2f} x relay latency")
-    print(f"peak memory              {memory.peak / 2**20:.0f} MiB "
+    print(f"bot peak memory          {memory.peak / 2**20:.0f} MiB "
           f"(+{(memory.peak - baseline) / 2**20:.0f} MiB during the run)")
 
 
@@ -104,8 +138,9 @@ def main() -> None:
     parser.add_argument("--relay-latency", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--database-url", help="e.g. postgresql://postgres@127.0.0.1:5432/test (default: SQLite)")
+    parser.add_argument("--in-process", action="store_true", help="run the bot in this process")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.relay_latency, args.concurrency, args.database_url))
+    asyncio.run(run(args.requests, args.relay_latency, args.concurrency, args.database_url, args.in_process))
 
 
 if __name__ == "__main__":
