@@ -7,16 +7,14 @@ webhook; afterwards images go to the channel as a reply that mentions the reques
 from __future__ import annotations
 
 import functools
-import io
 import logging
-import time
 from datetime import timedelta
 from typing import Any
 
 import discord
 
-from bot.jobs import JobOutcome, Progress, ResultBatch
-from bot.rendering import outcome_text, progress_text, result_embed
+from bot.jobs import JobOutcome, Progress, ProgressThrottle, ResultBatch
+from bot.rendering import outcome_text, progress_text, result_embed, result_files
 from bot.replies import NO_PINGS
 from bot.result_view import result_view
 
@@ -33,8 +31,7 @@ class InteractionTarget:
         self._model = model
         self._quota_note = quota_note
         self._margin = timedelta(seconds=token_margin)
-        self._progress_interval = progress_interval
-        self._last_progress: tuple[str, float] | None = None
+        self._throttle = ProgressThrottle(progress_interval)
         self._original_id: int | None = None
         self._token_dead = False
         self._was_queued = False
@@ -53,14 +50,8 @@ class InteractionTarget:
     async def progress(self, job: Any, progress: Progress) -> None:
         if not self.token_usable() or not self._worth_showing(progress):
             return
-        now = time.monotonic()
-        if (
-            self._last_progress is not None
-            and self._last_progress[0] == progress.state
-            and now - self._last_progress[1] < self._progress_interval
-        ):
+        if not self._throttle.allow(progress):
             return
-        self._last_progress = (progress.state, now)
         await self._edit_original(progress_text(progress))
 
     def _worth_showing(self, progress: Progress) -> bool:
@@ -79,7 +70,7 @@ class InteractionTarget:
         if self.token_usable():
             try:
                 followup = await self._interaction.followup.send(
-                    embed=embed, files=_files(batch), view=view, allowed_mentions=NO_PINGS, wait=True
+                    embed=embed, files=result_files(batch), view=view, allowed_mentions=NO_PINGS, wait=True
                 )
                 return [followup.id]
             except discord.HTTPException as error:
@@ -87,7 +78,7 @@ class InteractionTarget:
                     raise
                 log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
         what = "is your image" if len(batch.files) == 1 else "are your images"
-        message = await self._post_in_channel(f"here {what}:", embed=embed, files=_files(batch), view=view)
+        message = await self._post_in_channel(f"here {what}:", embed=embed, files=result_files(batch), view=view)
         return [message.id]
 
     async def finished(self, outcome: JobOutcome) -> None:
@@ -150,8 +141,3 @@ class InteractionTarget:
             allowed_mentions=discord.AllowedMentions(users=[user], replied_user=False),
         )
         return await (send(reference=reference) if reference is not None else send())
-
-
-def _files(batch: ResultBatch) -> list[discord.File]:
-    """Fresh File objects each attempt: a File's stream is consumed by a send."""
-    return [discord.File(io.BytesIO(f.content), filename=f.filename) for f in batch.files]

@@ -71,6 +71,21 @@ class Progress:
     total: int = 0
 
 
+class ProgressThrottle:
+    """Lets a state change through at once, and repeats of one state at most every `interval` s."""
+
+    def __init__(self, interval: float = 1.5) -> None:
+        self._interval = interval
+        self._last: tuple[str, float] | None = None
+
+    def allow(self, progress: Progress) -> bool:
+        now = time.monotonic()
+        if self._last is not None and self._last[0] == progress.state and now - self._last[1] < self._interval:
+            return False
+        self._last = (progress.state, now)
+        return True
+
+
 @dataclass(frozen=True)
 class ResultBatch:
     """One message worth of finished images; `sizes` maps image index to the relay's "WxH"."""

@@ -8,15 +8,13 @@ the member's message that ping only that member; the final summary replaces the 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import time
 from typing import Any
 
 import discord
 
-from bot.jobs import JobOutcome, Progress, ResultBatch
-from bot.rendering import outcome_text, progress_text, result_embed
+from bot.jobs import JobOutcome, Progress, ProgressThrottle, ResultBatch
+from bot.rendering import outcome_text, progress_text, result_embed, result_files
 from bot.replies import NO_PINGS
 from bot.result_view import result_view
 
@@ -48,8 +46,7 @@ class MessageTarget:
         self._request = request
         self._model = model
         self._quota_note = quota_note
-        self._progress_interval = progress_interval
-        self._last_progress: tuple[str, float] | None = None
+        self._throttle = ProgressThrottle(progress_interval)
         self._status: discord.Message | None = None
         self._shown: str | None = None
         self._lock = asyncio.Lock()
@@ -64,21 +61,15 @@ class MessageTarget:
         return guild.filesize_limit if guild is not None else DEFAULT_FILE_LIMIT
 
     async def progress(self, job: Any, progress: Progress) -> None:
-        now = time.monotonic()
-        if (
-            self._last_progress is not None
-            and self._last_progress[0] == progress.state
-            and now - self._last_progress[1] < self._progress_interval
-        ):
+        if not self._throttle.allow(progress):
             return
-        self._last_progress = (progress.state, now)
         await self._show(progress_text(progress))
 
     async def send_images(self, batch: ResultBatch) -> list[int]:
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
         message = await self._request.channel.send(
             embed=embed,
-            files=[discord.File(io.BytesIO(f.content), filename=f.filename) for f in batch.files],
+            files=result_files(batch),
             view=result_view(batch.job.id, [file.index for file in batch.files]),
             reference=self._request.to_reference(fail_if_not_exists=False),
             allowed_mentions=only_author(self._request),

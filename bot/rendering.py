@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import discord
 
 from bot.jobs import JobOutcome, Progress, ResultBatch
@@ -85,3 +87,8 @@ def outcome_text(outcome: JobOutcome) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def result_files(batch: ResultBatch) -> list[discord.File]:
+    """Fresh File objects for each attempt: a File's stream is consumed by a send."""
+    return [discord.File(io.BytesIO(f.content), filename=f.filename) for f in batch.files]

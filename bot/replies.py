@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from typing import Any
 
 import discord
@@ -11,6 +12,16 @@ import discord
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
+
+
+def explain(error: BaseException, where: str) -> str:
+    """What to tell a member about an error: its own `user_message`, or a logged reference."""
+    message = getattr(error, "user_message", None)
+    if isinstance(message, str):
+        return message
+    reference = secrets.token_hex(3)
+    log.error("unexpected error in %s (ref %s)", where, reference, exc_info=error)
+    return f"Something went wrong on my side (reference `{reference}`). Please try again."
 
 
 async def reply_privately(interaction: discord.Interaction[Any], message: str) -> None:

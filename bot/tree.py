@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import secrets
 from typing import Any
 
 import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
-from bot.replies import reply_privately
+from bot.replies import explain, reply_privately
 from bot.seedream.errors import SeedreamError
-
-log = logging.getLogger(__name__)
 
 
 def describe_error(error: app_commands.AppCommandError) -> str | None:
@@ -49,8 +45,6 @@ class SeedreamTree(app_commands.CommandTree[Any]):
     async def on_error(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
         message = describe_error(error)
         if message is None:
-            reference = secrets.token_hex(3)
             command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("unexpected error in /%s (ref %s)", command, reference, exc_info=error)
-            message = f"Something went wrong on my side (reference `{reference}`). Please try again."
+            message = explain(error, f"/{command}")
         await reply_privately(interaction, message)

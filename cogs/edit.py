@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -26,6 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord_members import member_role_ids
+from bot.edit_modal import EditPromptModal
 from bot.errors import UserFacingError
 from bot.jobs import JobSpec
 from bot.message_target import MessageTarget, reply_to
@@ -36,7 +36,7 @@ from bot.reference_inputs import (
     message_sources,
     plan_request,
 )
-from bot.replies import reply_privately
+from bot.replies import explain
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MENU_NAME = "Edit with Seedream"
-MODAL_TIMEOUT = 30 * 60.0  # an abandoned modal (and the message it holds) is forgotten after this
 NO_IMAGES = (
     "That message has no images to edit. Use “Edit with Seedream” on a message with images "
     "attached, or `/imagine` with a `reference` image."
@@ -54,52 +53,6 @@ HIDDEN_IMAGES = (
     "shows me messages that mention me. Use Apps → “Edit with Seedream” on it instead."
 )
 ASK_FOR_PROMPT = "Tell me what to change: reply to the image with a prompt, e.g. “make it a snowy night”."
-
-
-def _user_message(error: BaseException) -> str | None:
-    message = getattr(error, "user_message", None)
-    return message if isinstance(message, str) else None
-
-
-def _unexpected(error: BaseException, where: str) -> str:
-    reference = secrets.token_hex(3)
-    log.error("unexpected error in %s (ref %s)", where, reference, exc_info=error)
-    return f"Something went wrong on my side (reference `{reference}`). Please try again."
-
-
-class EditModal(discord.ui.Modal):
-    """Asks for the edit prompt and, optionally, a size."""
-
-    def __init__(self, cog: Edit, target: discord.Message, sources: list[ReferenceSource]) -> None:
-        count = len(sources)
-        super().__init__(title=f"Edit {'the image' if count == 1 else f'{count} images'} with Seedream",
-                         timeout=MODAL_TIMEOUT)
-        self.cog, self.target, self.sources = cog, target, sources
-        self.prompt_input: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-            label="What should change?",
-            custom_id="prompt",
-            style=discord.TextStyle.paragraph,
-            placeholder="e.g. make it a snowy night, keep the cat as it is",
-            max_length=min(4000, cog.bot.settings.max_prompt_length),
-        )
-        self.size_input: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
-            label="Size (optional)",
-            custom_id="size",
-            required=False,
-            placeholder=f"1K, 2K, 4K or WIDTHxHEIGHT (default {cog.bot.settings.default_size})",
-            max_length=16,
-        )
-        self.add_item(self.prompt_input)
-        self.add_item(self.size_input)
-
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        await self.cog.submit_edit(interaction, self.target, self.sources, self.prompt_input.value,
-                                   self.size_input.value.strip() or None)
-
-    async def on_error(  # type: ignore[override]  # Modal.on_error has no item, unlike View
-        self, interaction: discord.Interaction[Any], error: Exception, /
-    ) -> None:
-        await reply_privately(interaction, _user_message(error) or _unexpected(error, "the edit modal"))
 
 
 class Edit(commands.Cog):
@@ -124,7 +77,17 @@ class Edit(commands.Cog):
         if not sources:
             raise UserFacingError(NO_IMAGES)
         check_sources(sources)
-        await interaction.response.send_modal(EditModal(self, message, sources))  # a modal must come first
+        count = len(sources)
+        modal = EditPromptModal(
+            title=f"Edit {'the image' if count == 1 else f'{count} images'} with Seedream",
+            submit=lambda modal_interaction, prompt, size: self.submit_edit(
+                modal_interaction, message, sources, prompt, size
+            ),
+            max_prompt_length=self.bot.settings.max_prompt_length,
+            size_hint=self.bot.settings.default_size,
+            placeholder="e.g. make it a snowy night, keep the cat as it is",
+        )
+        await interaction.response.send_modal(modal)  # a modal must come first
 
     async def submit_edit(self, interaction: discord.Interaction[Any], target: discord.Message,
                           sources: list[ReferenceSource], prompt: str, size: str | None) -> None:
@@ -161,7 +124,7 @@ class Edit(commands.Cog):
         try:
             await self._reply_edit(message, reference.message_id, replied, mentioned=mentioned)
         except Exception as error:  # every refusal is answered where the member asked
-            text = _user_message(error) or _unexpected(error, "a reply edit")
+            text = explain(error, "a reply edit")
             try:
                 await reply_to(message, text)
             except discord.HTTPException:

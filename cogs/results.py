@@ -14,7 +14,6 @@ import hashlib
 import logging
 import math
 import re
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -26,12 +25,13 @@ from discord.ext import commands
 
 from bot.delivery.packing import OutgoingFile, sniff_content_type
 from bot.discord_members import member_role_ids
+from bot.edit_modal import EditPromptModal
 from bot.errors import UserFacingError
 from bot.interaction_target import InteractionTarget
 from bot.jobs import JobSpec, ResultBatch
 from bot.reference_inputs import ReferenceSource, ReferenceUnavailable, is_image, prepare_references
 from bot.references import DEFAULT_RULES, encode_references, inspect_reference
-from bot.replies import reply_privately
+from bot.replies import explain, reply_privately
 from bot.requests import build_request
 from bot.result_view import CONTROLS, RESULTS_COG, picked_image_view
 from bot.seedream.models import GenerationRequest
@@ -68,12 +68,7 @@ async def answering(interaction: discord.Interaction[Any], what: str) -> AsyncIt
     except DuplicateJob:
         await reply_privately(interaction, ALREADY_WORKING)
     except Exception as error:
-        message = getattr(error, "user_message", None)
-        if not isinstance(message, str):
-            reference = secrets.token_hex(3)
-            log.error("unexpected error in %s (ref %s)", what, reference, exc_info=error)
-            message = f"Something went wrong on my side (reference `{reference}`). Please try again."
-        await reply_privately(interaction, message)
+        await reply_privately(interaction, explain(error, what))
 
 
 def image_number(filename: str, job_id: str) -> int | None:
@@ -119,37 +114,6 @@ class StoredImages:
     missing: int
 
 
-class ResultEditModal(discord.ui.Modal):
-    """A new prompt (and optionally a size) for an edit of one result image."""
-
-    def __init__(self, cog: Results, job: JobRecord, index: int, source_message_id: int) -> None:
-        count = int(job.request.get("count", 1))
-        super().__init__(title=f"Edit image {index + 1}" if count > 1 else "Edit image", timeout=30 * 60)
-        self.cog, self.job, self.index, self.source_message_id = cog, job, index, source_message_id
-        settings = cog.bot.settings
-        self.prompt: discord.ui.TextInput[ResultEditModal] = discord.ui.TextInput(
-            label="What should change?",
-            custom_id="prompt",
-            style=discord.TextStyle.paragraph,
-            placeholder="e.g. make it a snowy night, keep everything else",
-            max_length=min(4000, settings.max_prompt_length),
-        )
-        self.size: discord.ui.TextInput[ResultEditModal] = discord.ui.TextInput(
-            label="Size (optional)",
-            custom_id="size",
-            required=False,
-            placeholder=f"1K, 2K, 4K or WIDTHxHEIGHT (default {job.request.get('size') or settings.default_size})",
-            max_length=16,
-        )
-        self.add_item(self.prompt)
-        self.add_item(self.size)
-
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        size = self.size.value.strip() or None
-        await self.cog.submit_edit(interaction, self.job, self.index, self.source_message_id, self.prompt.value,
-                                   size)
-
-
 class Results(commands.Cog, name=RESULTS_COG):
     def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
@@ -178,7 +142,16 @@ class Results(commands.Cog, name=RESULTS_COG):
             source_id = message_id or (interaction.message.id if interaction.message else None)
             if source_id is None:
                 raise UserFacingError("I can't tell which image to edit. Please use the button on the image.")
-            await interaction.response.send_modal(ResultEditModal(self, job, index, source_id))
+            count = int(job.request.get("count", 1))
+            modal = EditPromptModal(
+                title=f"Edit image {index + 1}" if count > 1 else "Edit image",
+                submit=lambda modal_interaction, prompt, size: self.submit_edit(
+                    modal_interaction, job, index, source_id, prompt, size
+                ),
+                max_prompt_length=self.bot.settings.max_prompt_length,
+                size_hint=str(job.request.get("size") or self.bot.settings.default_size),
+            )
+            await interaction.response.send_modal(modal)
 
     async def submit_edit(self, interaction: discord.Interaction[Any], job: JobRecord, index: int,
                           source_message_id: int, prompt: str, size: str | None) -> None:
