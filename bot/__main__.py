@@ -18,10 +18,8 @@ def main() -> None:
         print(f"Configuration error: {error}. Set it in the environment or in .env (see README).",
               file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(
-        settings.log_level,
-        [settings.discord_token.get_secret_value(), settings.image_api_key.get_secret_value()],
-    )
+    secrets = [settings.discord_token, settings.image_api_key, settings.user_id_secret]
+    configure_logging(settings.log_level, [secret.get_secret_value() for secret in secrets if secret is not None])
     from bot.app import create_bot
 
     async def run() -> None:

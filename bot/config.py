@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     image_api_key: SecretStr
     image_api_base_url: str = "https://api.tokaify.com/v1"
     image_model: str = "doubao-seedream-4-0-250828"
+    user_id_secret: SecretStr | None = None  # keys the opaque `user` sent to the relay
     database_url: str = "sqlite:///data/seedream.db"
     discord_api_base_url: str = DISCORD_API_BASE
     discord_gateway_url: str | None = None

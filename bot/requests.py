@@ -46,5 +46,5 @@ def build_request(
         count=count,
         watermark=settings.default_watermark if watermark is None else watermark,
         references=tuple(references),
-        user=opaque_user_id(requester_id, settings.image_api_key.get_secret_value()),
+        user=opaque_user_id(requester_id, (settings.user_id_secret or settings.image_api_key).get_secret_value()),
     )
