@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.endpoints import apply_discord_endpoints
 from bot.interaction_target import InteractionTarget
 from bot.jobs import DeliveryTarget, JobOutcome, JobRunner, JobSpec
-from bot.quota import DIRECT_MESSAGES, Period, QuotaError, QuotaService, QuotaStatus
+from bot.quota import DIRECT_MESSAGES, Period, QuotaService, QuotaStatus
 from bot.seedream.client import SeedreamClient
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobState, JobStore
@@ -136,7 +136,7 @@ class SeedreamBot(commands.Bot):
         """Store, reserve quota for, then queue a job whose results go back to this interaction.
 
         Raises a `QuotaError` (with a message for the member) when the images cannot be reserved;
-        the job is then recorded as failed and nothing is queued.
+        then nothing is stored or queued.
         """
 
         def target(note: str | None) -> DeliveryTarget:
@@ -156,27 +156,28 @@ class SeedreamBot(commands.Bot):
 
         `make_target` receives the quota note for the result embed once the images are reserved.
         """
-        job = await self.jobs.create(
-            kind=spec.kind,
-            requester_id=spec.requester_id,
-            guild_id=spec.guild_id,
-            channel_id=spec.channel_id,
-            request=spec.stored_request(),
-            parent_job_id=spec.parent_job_id,
-            source_message_id=spec.source_message_id,
-            dedupe_key=spec.dedupe_key,
-        )
-        try:
+        # One transaction: a refused reservation leaves no job behind, and a crash cannot
+        # leave a job without its reservation (or the reverse).
+        async with self.database.transaction() as conn:
+            job = await self.jobs.create(
+                kind=spec.kind,
+                requester_id=spec.requester_id,
+                guild_id=spec.guild_id,
+                channel_id=spec.channel_id,
+                request=spec.stored_request(),
+                parent_job_id=spec.parent_job_id,
+                source_message_id=spec.source_message_id,
+                dedupe_key=spec.dedupe_key,
+                conn=conn,
+            )
             status = await self.quota.reserve(
                 guild_id=spec.guild_id or DIRECT_MESSAGES,
                 user_id=spec.requester_id,
                 role_ids=spec.role_ids,
                 job_id=job.id,
                 images=spec.request.count,
+                conn=conn,
             )
-        except QuotaError as refusal:
-            await self.jobs.finish(job.id, JobState.FAILED, refusal.user_message)
-            raise
         return await self.runner.submit(job, spec, make_target(quota_note(status)))
 
     async def on_message(self, message: discord.Message, /) -> None:

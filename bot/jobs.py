@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bot.delivery.packing import OutgoingFile, fit_images
 from bot.seedream.errors import SeedreamError
 from bot.seedream.models import GeneratedImage, GenerationRequest, ImageEvent, ImageFailure
@@ -29,9 +31,9 @@ class ImageGenerator(Protocol):
 class QuotaGate(Protocol):
     """What the runner needs of the quota ledger (reserve happens before a job is queued)."""
 
-    async def commit(self, job_id: str, produced: int) -> None: ...
+    async def commit(self, job_id: str, produced: int, *, conn: AsyncConnection | None = None) -> None: ...
 
-    async def release(self, job_id: str, reason: str) -> None: ...
+    async def release(self, job_id: str, reason: str, *, conn: AsyncConnection | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -263,12 +265,13 @@ class JobRunner:
         if error is None and not delivered and failures:
             error = failures[0].error
         message = error.user_message if error else None
-        await self._store.finish(job.id, state, message)
-        if self._quota is not None:
-            if delivered:
-                await self._quota.commit(job.id, delivered)
-            else:
-                await self._quota.release(job.id, message or "no image produced")
+        async with self._store.transaction() as conn:  # the job's end and its charge, together
+            await self._store.finish(job.id, state, message, conn=conn)
+            if self._quota is not None:
+                if delivered:
+                    await self._quota.commit(job.id, delivered, conn=conn)
+                else:
+                    await self._quota.release(job.id, message or "no image produced", conn=conn)
         final = await self._store.get(job.id) or job
         outcome = JobOutcome(final, delivered, failures, time.monotonic() - started, error, lost)
         await _quietly(target.finished(outcome))

@@ -216,7 +216,14 @@ class QuotaService:
     # --- a job's reservation ----------------------------------------------------------------
 
     async def reserve(
-        self, *, guild_id: int, user_id: int, role_ids: Sequence[int], job_id: str, images: int
+        self,
+        *,
+        guild_id: int,
+        user_id: int,
+        role_ids: Sequence[int],
+        job_id: str,
+        images: int,
+        conn: AsyncConnection | None = None,
     ) -> QuotaStatus:
         """Hold `images` for `job_id`, or raise `MemberBlocked`, `QuotaExceeded`, `ServerCapReached`.
 
@@ -224,11 +231,12 @@ class QuotaService:
         """
         if images < 1:
             raise ValueError(f"a job reserves at least one image, not {images}")
-        async with self._db.transaction() as conn:
+        async with self._db.join(conn) as conn:
             now = self._clock()
-            member = await read_member(conn, guild_id, user_id, lock=True)
+            row_locks = conn.dialect.name == "postgresql"  # SQLite: the transaction locks the database
+            member = await read_member(conn, guild_id, user_id, lock=row_locks)
             guild = await read_guild(conn, guild_id)
-            if guild.server_cap is not None:
+            if guild.server_cap is not None and row_locks:
                 guild = await read_guild(conn, guild_id, lock=True)
             existing = await self._reservation_row(conn, job_id)
             if existing is not None:
@@ -279,9 +287,9 @@ class QuotaService:
                 server_reserved=status.server_reserved + images if status.server_cap is not None else 0,
             )
 
-    async def commit(self, job_id: str, produced: int) -> None:
+    async def commit(self, job_id: str, produced: int, *, conn: AsyncConnection | None = None) -> None:
         """Charge the images the job produced (at most those reserved) and return the rest."""
-        async with self._db.transaction() as conn:
+        async with self._db.join(conn) as conn:
             now = self._clock()
             found = await self._lock_reservation(conn, job_id)
             if found is None:
@@ -303,9 +311,9 @@ class QuotaService:
                 why = f"only {charged} of {found.images} produced"
                 await self._record_job(conn, found, LedgerKind.RELEASE, returned, why, now)
 
-    async def release(self, job_id: str, reason: str) -> None:
+    async def release(self, job_id: str, reason: str, *, conn: AsyncConnection | None = None) -> None:
         """Return everything the job still holds (relay failure, content block, cancel, crash)."""
-        async with self._db.transaction() as conn:
+        async with self._db.join(conn) as conn:
             now = self._clock()
             found = await self._lock_reservation(conn, job_id)
             if found is None or found.state is not ReservationState.LIVE:
@@ -355,8 +363,8 @@ class QuotaService:
     async def _lock_reservation(self, conn: AsyncConnection, job_id: str) -> Reservation | None:
         """The reservation, with its member's row locked first (the same order `reserve` uses)."""
         found = await self._reservation_row(conn, job_id)
-        if found is None:
-            return None
+        if found is None or conn.dialect.name == "sqlite":  # SQLite: the transaction locks the database
+            return found
         await read_member(conn, found.guild_id, found.user_id, lock=True)
         return await self._reservation_row(conn, job_id, lock=True)
 

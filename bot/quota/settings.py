@@ -112,6 +112,10 @@ async def read_roles(
     conn: AsyncConnection, guild_id: int, role_ids: Iterable[int] | None = None
 ) -> list[RoleRow]:
     """The guild's role rules; only those of `role_ids` when given."""
+    if role_ids is not None:
+        role_ids = list(role_ids)
+        if not role_ids:
+            return []
     query = sa.select(quota_roles.c.role_id, quota_roles.c.image_limit, quota_roles.c.exempt).where(
         quota_roles.c.guild_id == guild_id
     )

@@ -101,5 +101,17 @@ class Database:
             async with connection.begin():
                 yield connection
 
+    @asynccontextmanager
+    async def join(self, connection: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+        """Work inside the caller's transaction when given one, else in a new write transaction.
+
+        Lets one transaction span several stores, e.g. a job row and its quota reservation.
+        """
+        if connection is not None:
+            yield connection
+            return
+        async with self.transaction() as own:
+            yield own
+
     async def close(self) -> None:
         await self.engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.database import Database
 from bot.storage.tables import jobs, utcnow
@@ -114,8 +116,9 @@ class JobStore:
         parent_job_id: str | None = None,
         source_message_id: int | None = None,
         dedupe_key: str | None = None,
+        conn: AsyncConnection | None = None,
     ) -> JobRecord:
-        """Store a new queued job.
+        """Store a new queued job (inside `conn`'s transaction when given).
 
         Raises `DuplicateJob` when `dedupe_key` is held by an unfinished job: the unique index
         decides, so two concurrent creates with one key yield one job on either backend.
@@ -141,21 +144,32 @@ class JobStore:
                 "finished_at": None,
             }
             try:
-                async with self._db.transaction() as conn:
-                    await conn.execute(jobs.insert().values(**values))
+                async with self._db.join(conn) as joined:
+                    if conn is not None and self._db.dialect == "postgresql":
+                        # A failed insert would abort the caller's whole transaction: fence it.
+                        async with joined.begin_nested():
+                            await joined.execute(jobs.insert().values(**values))
+                    else:
+                        await joined.execute(jobs.insert().values(**values))
             except IntegrityError:
                 if dedupe_key is not None:
-                    existing = await self._id_for_dedupe_key(dedupe_key)
+                    existing = await self._id_for_dedupe_key(dedupe_key, conn)
                     if existing is not None:
                         raise DuplicateJob(existing) from None
                 continue  # the random id collided: draw another
             return JobRecord.from_row(values)
         raise RuntimeError(f"could not draw an unused job id in {ID_ATTEMPTS} attempts")
 
-    async def _id_for_dedupe_key(self, dedupe_key: str) -> str | None:
-        async with self._db.engine.connect() as conn:
-            result = await conn.execute(sa.select(jobs.c.id).where(jobs.c.dedupe_key == dedupe_key))
-            return result.scalar_one_or_none()
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction to pass as `conn` (e.g. to settle a job and its quota together)."""
+        return self._db.transaction()
+
+    async def _id_for_dedupe_key(self, dedupe_key: str, conn: AsyncConnection | None) -> str | None:
+        query = sa.select(jobs.c.id).where(jobs.c.dedupe_key == dedupe_key)
+        if conn is not None:
+            return (await conn.execute(query)).scalar_one_or_none()
+        async with self._db.engine.connect() as own:
+            return (await own.execute(query)).scalar_one_or_none()
 
     async def get(self, job_id: str) -> JobRecord | None:
         async with self._db.engine.connect() as conn:
@@ -168,9 +182,10 @@ class JobStore:
             job_id, (JobState.QUEUED.value,), state=JobState.RUNNING.value, started_at=self._clock()
         )
 
-    async def add_result(self, job_id: str, *, message_ids: list[int], images: list[dict[str, Any]]) -> None:
+    async def add_result(self, job_id: str, *, message_ids: list[int], images: list[dict[str, Any]],
+                         conn: AsyncConnection | None = None) -> None:
         """Append delivered messages and image metadata (a set may arrive in several messages)."""
-        async with self._db.transaction() as conn:
+        async with self._db.join(conn) as conn:
             row = (
                 await conn.execute(
                     sa.select(jobs.c.result_message_ids, jobs.c.images)
@@ -189,7 +204,8 @@ class JobStore:
                 )
             )
 
-    async def finish(self, job_id: str, state: JobState, error: str | None = None) -> bool:
+    async def finish(self, job_id: str, state: JobState, error: str | None = None, *,
+                     conn: AsyncConnection | None = None) -> bool:
         """Record the final state; False (and no change) if the job had finished already.
 
         The job's `dedupe_key` is released: a key only guards against a second job while the
@@ -198,12 +214,14 @@ class JobStore:
         if not JobState(state).finished:
             raise ValueError(f"finish() takes a final state, not {state!r}")
         return await self._transition(
-            job_id, UNFINISHED, state=JobState(state).value, error=error, finished_at=self._clock(),
+            job_id, UNFINISHED, conn, state=JobState(state).value, error=error, finished_at=self._clock(),
             dedupe_key=None,
         )
 
-    async def _transition(self, job_id: str, from_states: tuple[str, ...], **values: Any) -> bool:
-        async with self._db.transaction() as conn:
+    async def _transition(
+        self, job_id: str, from_states: tuple[str, ...], conn: AsyncConnection | None = None, **values: Any
+    ) -> bool:
+        async with self._db.join(conn) as conn:
             result = await conn.execute(
                 jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(from_states)).values(**values)
             )
