@@ -8,6 +8,7 @@ talks to an `ImageGenerator` (the relay client), a `JobStore`, an optional quota
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -248,52 +249,38 @@ class JobRunner:
         except Exception:
             log.exception("job %s: unexpected error while generating", job.id)
             error = SeedreamError()
-        delivered = await sender.close()
-        return await self._settle(job, target, delivered, sender.lost, failures, error, started)
+        await sender.close()
+        return await self._settle(job, target, sender, failures, error, started)
 
     async def _settle(
         self,
         job: JobRecord,
         target: DeliveryTarget,
-        delivered: int,
-        lost: int,
+        sender: _BatchSender,
         failures: list[ImageFailure],
         error: SeedreamError | None,
         started: float,
     ) -> JobOutcome:
+        delivered = sender.delivered
         state = JobState.DELIVERED if delivered else JobState.FAILED
         if error is None and not delivered and failures:
             error = failures[0].error
         message = error.user_message if error else None
-        async with self._store.transaction() as conn:  # the job's end and its charge, together
-            await self._store.finish(job.id, state, message, conn=conn)
+        async with self._store.transaction() as conn:  # the job's end, its results and its charge, together
+            await self._store.finish(
+                job.id, state, message, message_ids=sender.message_ids, images=sender.images, conn=conn
+            )
             if self._quota is not None:
                 if delivered:
                     await self._quota.commit(job.id, delivered, conn=conn)
                 else:
                     await self._quota.release(job.id, message or "no image produced", conn=conn)
-        final = await self._store.get(job.id) or job
-        outcome = JobOutcome(final, delivered, failures, time.monotonic() - started, error, lost)
+        final = dataclasses.replace(
+            job, state=state, error=message, result_message_ids=sender.message_ids, images=sender.images
+        )
+        outcome = JobOutcome(final, delivered, failures, time.monotonic() - started, error, sender.lost)
         await _quietly(target.finished(outcome))
         return outcome
-
-    async def _deliver(self, job: JobRecord, target: DeliveryTarget, images: Sequence[GeneratedImage],
-                       total: int, started: float) -> tuple[int, int]:
-        """Post images, retrying failed sends; returns (posted, lost) image counts."""
-        batches = await fit_images(images, job_id=job.id, file_limit=target.file_limit())
-        sizes = {image.index: image.size for image in images if image.size}
-        sent = lost = 0
-        for files in batches:
-            batch = ResultBatch(job, files, total, time.monotonic() - started, sizes)
-            try:
-                message_ids = await self._send_with_retries(target, batch)
-            except Exception:
-                log.exception("job %s: %d image(s) could not be posted", job.id, len(files))
-                lost += len(files)
-                continue
-            await self._store.add_result(job.id, message_ids=message_ids, images=[_describe(f) for f in files])
-            sent += len(files)
-        return sent, lost
 
     async def _send_with_retries(self, target: DeliveryTarget, batch: ResultBatch) -> list[int]:
         for attempt in range(self._delivery_attempts):
@@ -334,7 +321,9 @@ class _BatchSender:
         self._closing = False
         self.received = 0
         self.delivered = 0
-        self.lost = 0
+        self.lost = 0  # generated but not postable: reported to the member, never silent
+        self.message_ids: list[int] = []
+        self.images: list[dict[str, Any]] = []
         self._task = asyncio.create_task(self._loop())
 
     def add(self, image: GeneratedImage) -> None:
@@ -349,22 +338,33 @@ class _BatchSender:
             if self._pending:
                 images, self._pending = self._pending, []
                 try:
-                    sent, lost = await self._runner._deliver(
-                        self._job, self._target, images, self._total, self._started
-                    )
+                    await self._post(images)
                 except Exception:  # e.g. an image that cannot be fitted at all
                     log.exception("job %s: %d image(s) could not be posted", self._job.id, len(images))
-                    sent, lost = 0, len(images)
-                self.delivered += sent
-                self.lost += lost
+                    self.lost += len(images)
             if self._closing and not self._pending:
                 return
 
-    async def close(self) -> int:
+    async def _post(self, images: Sequence[GeneratedImage]) -> None:
+        """Fit the images into messages and post them, retrying failed sends."""
+        batches = await fit_images(images, job_id=self._job.id, file_limit=self._target.file_limit())
+        sizes = {image.index: image.size for image in images if image.size}
+        for files in batches:
+            batch = ResultBatch(self._job, files, self._total, time.monotonic() - self._started, sizes)
+            try:
+                message_ids = await self._runner._send_with_retries(self._target, batch)
+            except Exception:
+                log.exception("job %s: %d image(s) could not be posted", self._job.id, len(files))
+                self.lost += len(files)
+                continue
+            self.message_ids.extend(message_ids)
+            self.images.extend(_describe(file) for file in files)
+            self.delivered += len(files)
+
+    async def close(self) -> None:
         self._closing = True
         self._wakeup.set()
         await self._task
-        return self.delivered
 
 
 def _describe(file: OutgoingFile) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -182,31 +182,18 @@ class JobStore:
             job_id, (JobState.QUEUED.value,), state=JobState.RUNNING.value, started_at=self._clock()
         )
 
-    async def add_result(self, job_id: str, *, message_ids: list[int], images: list[dict[str, Any]],
-                         conn: AsyncConnection | None = None) -> None:
-        """Append delivered messages and image metadata (a set may arrive in several messages)."""
-        async with self._db.join(conn) as conn:
-            row = (
-                await conn.execute(
-                    sa.select(jobs.c.result_message_ids, jobs.c.images)
-                    .where(jobs.c.id == job_id)
-                    .with_for_update()
-                )
-            ).first()
-            if row is None:
-                raise UnknownJob(job_id)
-            await conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id)
-                .values(
-                    result_message_ids=[*row.result_message_ids, *message_ids],
-                    images=[*row.images, *images],
-                )
-            )
-
-    async def finish(self, job_id: str, state: JobState, error: str | None = None, *,
-                     conn: AsyncConnection | None = None) -> bool:
-        """Record the final state; False (and no change) if the job had finished already.
+    async def finish(
+        self,
+        job_id: str,
+        state: JobState,
+        error: str | None = None,
+        *,
+        message_ids: Sequence[int] = (),
+        images: Sequence[Mapping[str, Any]] = (),
+        conn: AsyncConnection | None = None,
+    ) -> bool:
+        """Record the final state and the messages and images it posted; False (and no change)
+        if the job had finished already.
 
         The job's `dedupe_key` is released: a key only guards against a second job while the
         first is active (a double click), so the same button works again once it has finished.
@@ -215,7 +202,7 @@ class JobStore:
             raise ValueError(f"finish() takes a final state, not {state!r}")
         return await self._transition(
             job_id, UNFINISHED, conn, state=JobState(state).value, error=error, finished_at=self._clock(),
-            dedupe_key=None,
+            dedupe_key=None, result_message_ids=list(message_ids), images=[dict(image) for image in images],
         )
 
     async def _transition(

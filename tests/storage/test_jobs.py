@@ -106,33 +106,18 @@ async def test_changing_an_unknown_job_raises(database: Database) -> None:
         await store.mark_running("zzzzzzzz")
     with pytest.raises(UnknownJob):
         await store.finish("zzzzzzzz", JobState.FAILED)
-    with pytest.raises(UnknownJob):
-        await store.add_result("zzzzzzzz", message_ids=[1], images=[])
 
 
-async def test_results_are_appended_in_order(database: Database) -> None:
+async def test_finishing_records_the_posted_messages_and_images(database: Database) -> None:
     store = JobStore(database)
     job = await create(store)
 
-    await store.add_result(job.id, message_ids=[10], images=[{"index": 0, "size": "2048x2048"}])
-    await store.add_result(job.id, message_ids=[11, 12], images=[{"index": 1}, {"index": 2}])
+    images = [{"index": 0, "size": "2048x2048"}, {"index": 1}, {"index": 2}]
+    assert await store.finish(job.id, JobState.DELIVERED, message_ids=[10, 11], images=images)
 
     stored = await store.get(job.id)
-    assert stored.result_message_ids == [10, 11, 12]
-    assert [image["index"] for image in stored.images] == [0, 1, 2]
-
-
-async def test_concurrent_results_for_one_job_are_all_kept(database: Database) -> None:
-    store = JobStore(database)
-    job = await create(store)
-
-    await asyncio.gather(
-        *(store.add_result(job.id, message_ids=[n], images=[{"index": n}]) for n in range(8))
-    )
-
-    stored = await store.get(job.id)
-    assert sorted(stored.result_message_ids) == list(range(8))
-    assert sorted(image["index"] for image in stored.images) == list(range(8))
+    assert stored.result_message_ids == [10, 11]
+    assert stored.images == images
 
 
 async def test_unfinished_lists_queued_and_running_jobs_oldest_first(database: Database) -> None:
