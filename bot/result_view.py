@@ -92,12 +92,22 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"s
             await actions.reroll(interaction, self.job_id)
 
 
-class EditButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:edit:{JOB}:{IMAGE}"):
-    def __init__(self, job_id: str, index: int, message_id: int | None = None, *, label: str = "Edit",
+class _ImageButton:
+    """What Edit and Upscale share: a job, an image index and, maybe, the message holding it.
+
+    Mixed into a `DynamicItem` subclass that sets `action`, `default_label` and `emoji`; a click
+    calls the `ResultActions` method named by `action`.
+    """
+
+    action: str
+    default_label: str
+    emoji: str
+
+    def __init__(self, job_id: str, index: int, message_id: int | None = None, *, label: str | None = None,
                  row: int | None = None) -> None:
-        parts: list[object] = ["edit", job_id, index] + ([message_id] if message_id else [])
-        super().__init__(discord.ui.Button(
-            label=label, emoji="\N{PENCIL}\N{VARIATION SELECTOR-16}", style=discord.ButtonStyle.primary,
+        parts: list[object] = [self.action, job_id, index] + ([message_id] if message_id else [])
+        super().__init__(discord.ui.Button(  # type: ignore[call-arg]  # DynamicItem.__init__
+            label=label or self.default_label, emoji=self.emoji, style=discord.ButtonStyle.primary,
             custom_id=_custom_id(*parts), row=row,
         ))
         self.job_id, self.index, self.message_id = job_id, index, message_id
@@ -109,27 +119,17 @@ class EditButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if actions := await _actions(interaction):
-            await actions.edit(interaction, self.job_id, self.index, self.message_id)
+            act = getattr(actions, self.action)
+            await act(interaction, self.job_id, self.index, self.message_id)
 
 
-class UpscaleButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:upscale:{JOB}:{IMAGE}"):
-    def __init__(self, job_id: str, index: int, message_id: int | None = None, *, label: str = "Upscale 4K",
-                 row: int | None = None) -> None:
-        parts: list[object] = ["upscale", job_id, index] + ([message_id] if message_id else [])
-        super().__init__(discord.ui.Button(
-            label=label, emoji="\N{LEFT-POINTING MAGNIFYING GLASS}", style=discord.ButtonStyle.primary,
-            custom_id=_custom_id(*parts), row=row,
-        ))
-        self.job_id, self.index, self.message_id = job_id, index, message_id
+class EditButton(_ImageButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:edit:{JOB}:{IMAGE}"):
+    action, default_label, emoji = "edit", "Edit", "\N{PENCIL}\N{VARIATION SELECTOR-16}"
 
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> Self:
-        return cls(match["job"], int(match["index"]), _message_id(match))
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if actions := await _actions(interaction):
-            await actions.upscale(interaction, self.job_id, self.index, self.message_id)
+class UpscaleButton(_ImageButton, discord.ui.DynamicItem[discord.ui.Button[Any]],
+                    template=rf"sd:upscale:{JOB}:{IMAGE}"):
+    action, default_label, emoji = "upscale", "Upscale 4K", "\N{LEFT-POINTING MAGNIFYING GLASS}"
 
 
 class DeleteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:delete:{JOB}"):

@@ -541,36 +541,42 @@ class QuotaService:
     ) -> None:
         """Members take the highest limit among their roles; `None` removes this role's limit."""
         check_limit(limit, "limit")
-        async with self._db.transaction() as conn:
-            now = self._clock()
-            role = await lock_role(conn, guild_id, role_id)
-            await self._update_role(conn, guild_id, role_id, now, image_limit=limit)
-            await ledger.record(
-                conn,
-                guild_id=guild_id,
-                kind=LedgerKind.ROLE_LIMIT,
-                amount=limit,
-                moderator_id=moderator_id,
-                reason=reason,
-                detail={"role_id": role_id, "previous": role.limit},
-                now=now,
-            )
+        await self._change_role(guild_id, role_id, moderator_id, reason, LedgerKind.ROLE_LIMIT, "limit",
+                                amount=limit, image_limit=limit)
 
     async def set_role_exempt(
         self, guild_id: int, role_id: int, exempt: bool, moderator_id: int, *, reason: str | None = None
     ) -> None:
         """Members with an exempt role are unlimited (the server cap still applies)."""
+        await self._change_role(guild_id, role_id, moderator_id, reason, LedgerKind.ROLE_EXEMPT, "exempt",
+                                detail={"exempt": exempt}, exempt=exempt)
+
+    async def _change_role(
+        self,
+        guild_id: int,
+        role_id: int,
+        moderator_id: int,
+        reason: str | None,
+        kind: LedgerKind,
+        field: str,
+        *,
+        amount: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+        **values: Any,
+    ) -> None:
+        """Update one role rule and record it, with the previous value of `field`."""
         async with self._db.transaction() as conn:
             now = self._clock()
             role = await lock_role(conn, guild_id, role_id)
-            await self._update_role(conn, guild_id, role_id, now, exempt=exempt)
+            await self._update_role(conn, guild_id, role_id, now, **values)
             await ledger.record(
                 conn,
                 guild_id=guild_id,
-                kind=LedgerKind.ROLE_EXEMPT,
+                kind=kind,
+                amount=amount,
                 moderator_id=moderator_id,
                 reason=reason,
-                detail={"role_id": role_id, "exempt": exempt, "previous": role.exempt},
+                detail={"role_id": role_id, **(detail or {}), "previous": getattr(role, field)},
                 now=now,
             )
 
