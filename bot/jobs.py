@@ -66,7 +66,7 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress report: `state` is "queued" (with `position`, 1-based), "generating" or "delivering"."""
+    """A progress report: `state` is "queued" (with `position`, 1-based) or "generating"."""
 
     state: str
     position: int = 0
@@ -165,17 +165,8 @@ class JobRunner:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def queued(self) -> int:
-        return len(self._waiting)
-
-    @property
     def running(self) -> int:
         return self._running_total
-
-    def active_jobs_of(self, user_id: int) -> tuple[int, int]:
-        """(running, queued) jobs of one user in this process."""
-        waiting = sum(1 for entry in self._waiting if entry.spec.requester_id == user_id)
-        return self._running.get(user_id, 0), waiting
 
     async def submit(self, job: JobRecord, spec: JobSpec, target: DeliveryTarget) -> asyncio.Future[JobOutcome]:
         """Queue a stored job; returns a future that resolves when the job has ended."""
@@ -301,10 +292,6 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def drain(self) -> None:
-        """Wait for every running job (used at shutdown and by benchmarks)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 class _BatchSender:

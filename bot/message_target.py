@@ -51,11 +51,6 @@ class MessageTarget:
         self._shown: str | None = None
         self._lock = asyncio.Lock()
 
-    @property
-    def status_message(self) -> discord.Message | None:
-        """The "working on it" reply, once posted."""
-        return self._status
-
     def file_limit(self) -> int:
         guild = self._request.guild
         return guild.filesize_limit if guild is not None else DEFAULT_FILE_LIMIT

@@ -82,10 +82,6 @@ def _problem(width: int, height: int) -> str | None:
     return None
 
 
-def is_valid_size(width: int, height: int) -> bool:
-    return _problem(width, height) is None
-
-
 def parse_size(text: str) -> str:
     """Normalize a typed size to `1K`/`2K`/`4K` or `WxH`, or raise InvalidSize."""
     cleaned = text.strip()
