@@ -59,3 +59,18 @@ def test_logs_never_show_a_secret(where, caplog):
     shown = logging.Formatter().format(record)
     assert "key-abcdef" not in shown and "tok-123456" not in shown
     assert "[redacted]" in shown
+
+
+async def test_a_rejected_discord_token_stops_the_bot_with_a_clear_line(tmp_path):
+    import asyncio
+
+    from tests.harness import running_fake
+
+    async with running_fake() as fake:
+        env = {**fake.env(), "DISCORD_TOKEN": "wrong-token-value", "IMAGE_API_KEY": "k",
+               "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
+        result = await asyncio.to_thread(run_bot, tmp_path, **env)
+    assert result.returncode == 1
+    assert "Discord rejected DISCORD_TOKEN" in result.stderr
+    assert "wrong-token-value" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
