@@ -14,14 +14,14 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.endpoints import apply_discord_endpoints
-from bot.interaction_target import InteractionTarget
-from bot.jobs import DeliveryTarget, JobOutcome, JobRunner, JobSpec
-from bot.quota import DIRECT_MESSAGES, Period, QuotaService, QuotaStatus
-from bot.seedream.client import SeedreamClient
+from bot.core.jobs.runner import DeliveryTarget, JobOutcome, JobRunner, JobSpec
+from bot.core.quota import DIRECT_MESSAGES, Period, QuotaService, QuotaStatus
+from bot.core.relay.client import SeedreamClient
+from bot.discord_ui.endpoints import apply_discord_endpoints
+from bot.discord_ui.interaction_target import InteractionTarget
+from bot.discord_ui.tree import SeedreamTree
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobState, JobStore
-from bot.tree import SeedreamTree
 
 log = logging.getLogger(__name__)
 

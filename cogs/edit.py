@@ -24,19 +24,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_members import member_role_ids
-from bot.edit_modal import EditPromptModal
-from bot.errors import UserFacingError
-from bot.jobs import JobSpec
-from bot.message_target import MessageTarget, reply_to
-from bot.reference_inputs import (
+from bot.core.errors import UserFacingError
+from bot.core.jobs.runner import JobSpec
+from bot.discord_ui.attachments import (
     ReferenceSource,
     attach_references,
     check_sources,
     message_sources,
     plan_request,
 )
-from bot.replies import explain
+from bot.discord_ui.edit_modal import EditPromptModal
+from bot.discord_ui.members import member_role_ids
+from bot.discord_ui.message_target import MessageTarget, reply_to
+from bot.discord_ui.replies import explain
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot

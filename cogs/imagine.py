@@ -8,8 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.reference_inputs import ReferenceSource, plan_request
-from bot.slash_jobs import run_slash_job, size_autocomplete
+from bot.discord_ui.attachments import ReferenceSource, plan_request
+from bot.discord_ui.slash_jobs import run_slash_job, size_autocomplete
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot

@@ -18,11 +18,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import quota_render as render
-from bot.discord_members import member_role_ids
-from bot.errors import UserFacingError
-from bot.quota import Period
-from bot.replies import NO_PINGS
+from bot.core.errors import UserFacingError
+from bot.core.quota import Period
+from bot.discord_ui import quota_render as render
+from bot.discord_ui.members import member_role_ids
+from bot.discord_ui.replies import NO_PINGS
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
@@ -36,12 +36,11 @@ Reason = app_commands.Range[str, 1, 300]
 REASON_HELP = "Why (shown in the audit channel and kept in the ledger)"
 
 
-class NotModerator(app_commands.CheckFailure):
-    """A member without Manage Server or the moderator role ran a moderator subcommand."""
+class NotModerator(UserFacingError, app_commands.CheckFailure):
+    """A member without Manage Server or the moderator role ran a moderator subcommand.
 
-    def __init__(self, user_message: str) -> None:
-        self.user_message = user_message
-        super().__init__(user_message)
+    A check must raise an `AppCommandError` to reach the tree's error ladder.
+    """
 
 
 def _bot(interaction: discord.Interaction[Any]) -> SeedreamBot:

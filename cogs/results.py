@@ -1,6 +1,6 @@
 """What a result's controls do (Reroll, Edit, Upscale, Delete, the image picker), and /show.
 
-The controls themselves (bot/result_view.py) carry only ids; everything else is read from
+The controls themselves (bot/discord_ui/result_view.py) carry only ids; everything else is read from
 the job row and from the result message, so they work after a restart for as long as the
 message exists. Every job started here records where it came from (`parent_job_id`,
 `source_message_id`: its result embed links there) and holds a dedupe key while it is
@@ -23,19 +23,20 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.delivery.packing import OutgoingFile, sniff_content_type
-from bot.discord_members import member_role_ids
-from bot.edit_modal import EditPromptModal
-from bot.errors import UserFacingError
-from bot.interaction_target import InteractionTarget
-from bot.jobs import JobSpec, ResultBatch
-from bot.reference_inputs import ReferenceSource, ReferenceUnavailable, is_image, prepare_references
-from bot.references import DEFAULT_RULES, encode_references, inspect_reference
-from bot.replies import explain, reply_privately
-from bot.requests import build_request
-from bot.result_view import CONTROLS, RESULTS_COG, picked_image_view
-from bot.seedream.models import GenerationRequest
-from bot.seedream.sizes import MAX_PIXELS, MAX_RATIO, MIN_PIXELS
+from bot.core.errors import UserFacingError
+from bot.core.images.packing import OutgoingFile
+from bot.core.images.references import DEFAULT_RULES, encode_references, inspect_reference
+from bot.core.images.sizes import MAX_PIXELS, MAX_RATIO, MIN_PIXELS
+from bot.core.images.sniff import sniff_content_type
+from bot.core.jobs.requests import build_request
+from bot.core.jobs.runner import JobSpec, ResultBatch
+from bot.core.relay.models import GenerationRequest
+from bot.discord_ui.attachments import ReferenceSource, ReferenceUnavailable, is_image, prepare_references
+from bot.discord_ui.edit_modal import EditPromptModal
+from bot.discord_ui.interaction_target import InteractionTarget
+from bot.discord_ui.members import member_role_ids
+from bot.discord_ui.replies import explain, reply_privately
+from bot.discord_ui.result_view import CONTROLS, RESULTS_COG, picked_image_view
 from bot.storage.jobs import DuplicateJob, JobRecord
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class Results(commands.Cog, name=RESULTS_COG):
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*CONTROLS)
 
-    # -- the controls (bot.result_view.ResultActions) -------------------------------------------
+    # -- the controls (bot.discord_ui.result_view.ResultActions) -------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         async with answering(interaction, "Reroll"):
@@ -344,7 +345,7 @@ class Results(commands.Cog, name=RESULTS_COG):
 
     async def _stored_references(self, descriptors: Sequence[dict[str, Any]]) -> tuple[tuple[str, ...],
                                                                                           list[dict[str, Any]]]:
-        """Fetch and re-check the references a job recorded (bot/reference_inputs.py descriptors)."""
+        """Fetch and re-check the references a job recorded (bot/discord_ui/attachments.py descriptors)."""
         if not descriptors:
             return (), []
         found = [await self._stored_reference(descriptor) for descriptor in descriptors]

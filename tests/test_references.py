@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from bot.references import (
+from bot.core.images.references import (
     InvalidReference,
     ReferenceImage,
     ReferenceRules,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.config import load_settings
-from bot.requests import build_request
-from bot.seedream.errors import InvalidRequest
+from bot.core.jobs.requests import build_request
+from bot.core.relay.errors import InvalidRequest
 
 MEMBER = 123456789012345678
 

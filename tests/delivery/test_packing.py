@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from bot.delivery.packing import (
+from bot.core.images.packing import (
     DEFAULT_SAFETY_MARGIN,
     PART_OVERHEAD,
     ImageTooLarge,
@@ -15,7 +15,7 @@ from bot.delivery.packing import (
     UnreadableImage,
     fit_images,
 )
-from bot.seedream.models import GeneratedImage
+from bot.core.relay.models import GeneratedImage
 from tests.delivery import encode, noise_image, png_header_only
 
 MiB = 2**20

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from bot.delivery.reencode import (
+from bot.core.images.reencode import (
     JPEG_QUALITIES,
     MIN_SIDE,
     ImageTooLarge,

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.quota import LedgerKind
+from bot.core.quota import LedgerKind
 from bot.storage.database import Database
 from tests.conftest import POSTGRES_URL, require_postgres
 from tests.e2e.conftest import BotStarter

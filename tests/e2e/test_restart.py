@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.quota import QuotaService
+from bot.core.quota import QuotaService
 from bot.storage.database import Database
 from bot.storage.jobs import JobStore
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from bot.quota import Period, QuotaService
+from bot.core.quota import Period, QuotaService
 from bot.storage.database import Database
 
 GUILD = 1_000_000_000_000_000_001

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.quota import MemberBlocked, Period, QuotaExceeded, QuotaStatus, ServerCapReached
+from bot.core.quota import MemberBlocked, Period, QuotaExceeded, QuotaStatus, ServerCapReached
 
 RESETS = datetime(2025, 1, 16, tzinfo=UTC)
 NEXT_MONTH = datetime(2025, 2, 1, tzinfo=UTC)

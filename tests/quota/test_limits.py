@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.quota.limits import EffectiveLimit, resolve_limit
+from bot.core.quota.limits import EffectiveLimit, resolve_limit
 
 
 def resolve(**overrides: object) -> EffectiveLimit:

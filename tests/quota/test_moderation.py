@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.quota import LedgerKind, Period, QuotaExceeded, QuotaService, QuotaStatus, ServerCapReached
+from bot.core.quota import LedgerKind, Period, QuotaExceeded, QuotaService, QuotaStatus, ServerCapReached
 from bot.storage.database import Database
 from tests.quota.conftest import GUILD, MOD, USER, Clock, gauge_connections
 

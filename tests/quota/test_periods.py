@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.quota.periods import Period, month_window
+from bot.core.quota.periods import Period, month_window
 
 
 def at(*args: int) -> datetime:

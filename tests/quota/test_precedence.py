@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.quota import MemberBlocked, QuotaExceeded, QuotaService
+from bot.core.quota import MemberBlocked, QuotaExceeded, QuotaService
 from tests.quota.conftest import GUILD, MOD, USER, ServiceFactory
 
 HELPER, ARTIST, STAFF = 11, 12, 13

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.quota import (
+from bot.core.quota import (
     LedgerKind,
     QuotaExceeded,
     QuotaService,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.quota import Period, QuotaService
+from bot.core.quota import Period, QuotaService
 from tests.quota.conftest import GUILD, MOD, USER, Clock, ServiceFactory
 
 

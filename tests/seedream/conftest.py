@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.seedream.client import SeedreamClient
-from bot.seedream.models import GenerationRequest, ImageEvent
+from bot.core.relay.client import SeedreamClient
+from bot.core.relay.models import GenerationRequest, ImageEvent
 from tests.fakes.fake_relay import FakeRelay
 
 

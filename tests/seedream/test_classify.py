@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from bot.seedream.classify import classify_item_error, classify_response, parse_retry_after
-from bot.seedream.errors import (
+from bot.core.relay.classify import classify_item_error, classify_response, parse_retry_after
+from bot.core.relay.errors import (
     AuthenticationFailed,
     ContentBlocked,
     InvalidRequest,

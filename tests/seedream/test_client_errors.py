@@ -10,8 +10,8 @@ import traceback
 import pytest
 from PIL import Image
 
-from bot.seedream.client import RelayConnectionError
-from bot.seedream.errors import (
+from bot.core.relay.client import RelayConnectionError
+from bot.core.relay.errors import (
     AuthenticationFailed,
     ContentBlocked,
     InvalidRequest,
@@ -22,7 +22,7 @@ from bot.seedream.errors import (
     SeedreamError,
     ServerError,
 )
-from bot.seedream.models import GeneratedImage, GenerationRequest, ImageFailure
+from bot.core.relay.models import GeneratedImage, GenerationRequest, ImageFailure
 from tests.fakes.fake_relay import FakeRelay, ark_error, new_api_error
 from tests.seedream.conftest import ClientFactory, collect
 

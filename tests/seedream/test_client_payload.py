@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.seedream.errors import InvalidRequest
-from bot.seedream.models import GeneratedImage, GenerationRequest
-from bot.seedream.sizes import InvalidSize
+from bot.core.images.sizes import InvalidSize
+from bot.core.relay.errors import InvalidRequest
+from bot.core.relay.models import GeneratedImage, GenerationRequest
 from tests.fakes.fake_relay import FakeRelay
 from tests.seedream.conftest import ClientFactory, collect
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 import pytest
 from PIL import Image
 
-from bot.seedream.client import sniff_content_type
-from bot.seedream.errors import ContentBlocked, MalformedResponse, ServerError
-from bot.seedream.models import GeneratedImage, GenerationRequest, ImageFailure
+from bot.core.images.sniff import sniff_content_type
+from bot.core.relay.errors import ContentBlocked, MalformedResponse, ServerError
+from bot.core.relay.models import GeneratedImage, GenerationRequest, ImageFailure
 from tests.fakes.fake_relay import FakeRelay, ark_error, large_jpeg, large_jpeg_factory, sized_jpeg
 from tests.seedream.conftest import ClientFactory, collect
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.seedream.identity import opaque_user_id
+from bot.core.relay.identity import opaque_user_id
 
 
 def test_opaque_id_is_stable_and_32_hex_chars() -> None:

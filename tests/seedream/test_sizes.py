@@ -1,11 +1,10 @@
-"""Size parsing, presets and autocomplete follow the Seedream 4.0 rules (seedream-api.md §3)."""
+"""Size parsing, presets and autocomplete follow the Seedream 4.0 rules (shared/reference/seedream-api.md §3)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.seedream.errors import InvalidRequest
-from bot.seedream.sizes import (
+from bot.core.images.sizes import (
     MAX_PIXELS,
     MIN_PIXELS,
     SIZE_PRESETS,
@@ -15,6 +14,7 @@ from bot.seedream.sizes import (
     size_pixels,
     suggest_sizes,
 )
+from bot.core.relay.errors import InvalidRequest
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.seedream.sse import SSEEvent, SSEParser
+from bot.core.relay.sse import SSEEvent, SSEParser
 
 STREAM = (
     b": keep-alive comment\n"

@@ -1,0 +1,24 @@
+"""How numbers are worded for members, so every message says a size the same way."""
+
+from __future__ import annotations
+
+
+def number(value: float) -> str:
+    """One decimal at most, none when it is whole: 10 -> "10", 12.34 -> "12.3"."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def megabytes(size: int) -> str:
+    """A byte count as members read it: 10485760 -> "10 MB", 1572864 -> "1.5 MB"."""
+    return f"{number(size / 2**20)} MB"
+
+
+def size_over(size: int, limit: int) -> str:
+    """`size` in MB, worded so it never reads as equal to the `limit` it exceeds."""
+    shown, allowed = megabytes(size), megabytes(limit)
+    return f"just over {allowed}" if shown == allowed else shown
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 image", "3 images"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,0 +1,131 @@
+"""Seedream 4.0 output sizes: parsing what a member typed, presets and autocomplete.
+
+Rules (shared/reference/seedream-api.md §3.1): a tier keyword `1K`/`2K`/`4K`, or `WxH` whose pixel count
+lies in [921 600, 16 777 216] and whose aspect ratio lies in [1:16, 16:1]. The limit is on
+the product, so `1600x600` is valid while `800x800` is not.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.core.limits import MAX_ASPECT_RATIO
+from bot.core.relay.errors import InvalidRequest
+
+TIERS: tuple[str, ...] = ("1K", "2K", "4K")
+MIN_PIXELS = 921_600  # 1280x720
+MAX_PIXELS = 16_777_216  # 4096x4096
+MAX_RATIO = MAX_ASPECT_RATIO
+
+_WXH = re.compile(r"^\s*(\d{1,6})\s*[xX\u00d7*]\s*(\d{1,6})\s*(?:px)?\s*$")
+
+SIZE_RULES = (
+    "Use 1K, 2K or 4K, or WIDTHxHEIGHT with 921,600 to 16,777,216 pixels in total "
+    "(1280x720 up to 4096x4096 worth of pixels) and an aspect ratio between 1:16 and 16:1, "
+    "for example 2048x2048 or 2848x1600."
+)
+
+
+class InvalidSize(InvalidRequest):
+    """The size a member typed is not one Seedream 4.0 accepts."""
+
+    user_message = f"That size isn't supported. {SIZE_RULES}"
+
+    def __init__(self, reason: str | None = None) -> None:
+        message = f"{reason} {SIZE_RULES}" if reason else None
+        super().__init__(message, code="InvalidSize")
+
+
+# Ratio presets from the official 4.0 reference table (shared/reference/seedream-api.md §3.2). Every 4K
+# entry was checked against the rules: 4096x4096 sits exactly on the pixel cap, and
+# 5504x3040 (16,732,160 px), 4704x3520 (16,558,080 px) and 6240x2656 (16,573,440 px) are
+# all under it, so no entry needed replacing. tests/seedream/test_sizes.py re-checks them.
+SIZE_PRESETS: list[tuple[str, str]] = [
+    ("1K (model picks the shape)", "1K"),
+    ("2K (model picks the shape)", "2K"),
+    ("4K (model picks the shape)", "4K"),
+    ("Square 1:1 2K (2048x2048)", "2048x2048"),
+    ("Landscape 16:9 2K (2848x1600)", "2848x1600"),
+    ("Portrait 9:16 2K (1600x2848)", "1600x2848"),
+    ("Landscape 4:3 2K (2304x1728)", "2304x1728"),
+    ("Portrait 3:4 2K (1728x2304)", "1728x2304"),
+    ("Cinema 21:9 2K (3136x1344)", "3136x1344"),
+    ("Square 1:1 4K (4096x4096)", "4096x4096"),
+    ("Landscape 16:9 4K (5504x3040)", "5504x3040"),
+    ("Portrait 9:16 4K (3040x5504)", "3040x5504"),
+    ("Landscape 4:3 4K (4704x3520)", "4704x3520"),
+    ("Portrait 3:4 4K (3520x4704)", "3520x4704"),
+    ("Cinema 21:9 4K (6240x2656)", "6240x2656"),
+]
+
+MAX_SUGGESTIONS = 25
+
+
+def size_pixels(value: str) -> tuple[int, int] | None:
+    """(width, height) of a `WxH` value (any accepted separator); None for tiers or junk."""
+    match = _WXH.match(value)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def _problem(width: int, height: int) -> str | None:
+    """Why `width`x`height` is not allowed, or None when it is."""
+    if width <= 0 or height <= 0:
+        return "Width and height must be positive."
+    pixels = width * height
+    if pixels < MIN_PIXELS:
+        return f"{width}x{height} is too small ({pixels:,} pixels)."
+    if pixels > MAX_PIXELS:
+        return f"{width}x{height} is too large ({pixels:,} pixels)."
+    if width > MAX_RATIO * height or height > MAX_RATIO * width:
+        return f"{width}x{height} is too narrow (the aspect ratio must stay within 16:1)."
+    return None
+
+
+def parse_size(text: str) -> str:
+    """Normalize a typed size to `1K`/`2K`/`4K` or `WxH`, or raise InvalidSize."""
+    cleaned = text.strip()
+    if cleaned.upper() in TIERS:
+        return cleaned.upper()
+    dimensions = size_pixels(cleaned)
+    if dimensions is None:
+        return _raise_unreadable(cleaned)
+    width, height = dimensions
+    problem = _problem(width, height)
+    if problem is not None:
+        raise InvalidSize(problem)
+    return f"{width}x{height}"
+
+
+def _raise_unreadable(text: str) -> str:
+    shown = re.sub(r"[`*_~|<>@\\]", "", text)[:40]
+    raise InvalidSize(f"I couldn't read `{shown}` as a size." if shown else "The size is empty.")
+
+
+def _normalize_query(text: str) -> str:
+    return re.sub(r"\s+", "", text.lower().replace("\u00d7", "x").replace("*", "x"))
+
+
+def suggest_sizes(typed: str) -> list[tuple[str, str]]:
+    """Up to 25 (label, value) autocomplete choices for what has been typed so far.
+
+    A typed value that is itself valid comes first (normalized); then the presets whose
+    label or value contains the typed text.
+    """
+    suggestions: list[tuple[str, str]] = []
+    exact: str | None = None
+    try:
+        exact = parse_size(typed)
+    except InvalidSize:
+        exact = None
+    if exact is not None:
+        preset_label = next((label for label, value in SIZE_PRESETS if value == exact), None)
+        suggestions.append((preset_label or exact, exact))
+    query = _normalize_query(typed)
+    for label, value in SIZE_PRESETS:
+        if value == exact:
+            continue
+        if not query or query in _normalize_query(label) or query in value.lower():
+            suggestions.append((label, value))
+    return suggestions[:MAX_SUGGESTIONS]

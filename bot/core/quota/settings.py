@@ -1,0 +1,136 @@
+"""Guild, role and member quota settings: reading them, and locking their rows.
+
+Locking is how reservations stay atomic on PostgreSQL: a writer first makes sure the row
+exists (`INSERT … ON CONFLICT DO NOTHING`) and then takes it with `SELECT … FOR UPDATE`, so
+writers for one member (or one guild) queue behind each other. On SQLite the surrounding
+`Database.transaction()` already holds the database's write lock and `FOR UPDATE` is not
+rendered. Lock order, to avoid deadlocks: member row, then guild row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.core.quota.periods import Period
+from bot.storage.tables import quota_guilds, quota_members, quota_roles
+
+
+@dataclass(frozen=True)
+class GuildRow:
+    guild_id: int
+    default_limit: int | None = None
+    period: Period | None = None
+    server_cap: int | None = None
+    audit_channel_id: int | None = None
+    moderator_role_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> GuildRow:
+        return cls(
+            guild_id=row["guild_id"],
+            default_limit=row["default_limit"],
+            period=Period(row["period"]) if row["period"] else None,
+            server_cap=row["server_cap"],
+            audit_channel_id=row["audit_channel_id"],
+            moderator_role_id=row["moderator_role_id"],
+        )
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    guild_id: int
+    user_id: int
+    limit: int | None = None
+    blocked: bool = False
+
+
+@dataclass(frozen=True)
+class RoleRow:
+    role_id: int
+    limit: int | None
+    exempt: bool
+
+
+@dataclass(frozen=True)
+class GuildQuotaSettings:
+    """Everything a guild has configured (limits, roles, cap, audit channel, moderator role)."""
+
+    guild_id: int
+    default_limit: int | None  # None: the global default applies
+    period: Period | None  # None: the bot's default period applies
+    effective_period: Period
+    global_default_limit: int | None  # None: unlimited
+    server_cap: int | None
+    audit_channel_id: int | None
+    moderator_role_id: int | None
+    role_limits: Mapping[int, int] = field(default_factory=dict)
+    exempt_roles: frozenset[int] = frozenset()
+
+
+async def ensure_row(conn: AsyncConnection, table: sa.Table, **key: int) -> None:
+    """Insert the row with only its key if it is missing (other columns take defaults)."""
+    if conn.dialect.name == "sqlite":
+        sqlite_statement = sqlite_insert(table).values(**key).on_conflict_do_nothing(index_elements=list(key))
+        await conn.execute(sqlite_statement)
+    else:
+        pg_statement = pg_insert(table).values(**key).on_conflict_do_nothing(index_elements=list(key))
+        await conn.execute(pg_statement)
+
+
+async def read_guild(conn: AsyncConnection, guild_id: int, *, lock: bool = False) -> GuildRow:
+    if lock:
+        await ensure_row(conn, quota_guilds, guild_id=guild_id)
+    query = sa.select(quota_guilds).where(quota_guilds.c.guild_id == guild_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    return GuildRow.from_row(row) if row is not None else GuildRow(guild_id)
+
+
+async def read_member(conn: AsyncConnection, guild_id: int, user_id: int, *, lock: bool = False) -> MemberRow:
+    if lock:
+        await ensure_row(conn, quota_members, guild_id=guild_id, user_id=user_id)
+    query = sa.select(quota_members.c.image_limit, quota_members.c.blocked).where(
+        quota_members.c.guild_id == guild_id, quota_members.c.user_id == user_id
+    )
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return MemberRow(guild_id, user_id)
+    return MemberRow(guild_id, user_id, limit=row.image_limit, blocked=bool(row.blocked))
+
+
+async def read_roles(
+    conn: AsyncConnection, guild_id: int, role_ids: Iterable[int] | None = None
+) -> list[RoleRow]:
+    """The guild's role rules; only those of `role_ids` when given."""
+    if role_ids is not None:
+        role_ids = list(role_ids)
+        if not role_ids:
+            return []
+    query = sa.select(quota_roles.c.role_id, quota_roles.c.image_limit, quota_roles.c.exempt).where(
+        quota_roles.c.guild_id == guild_id
+    )
+    if role_ids is not None:
+        query = query.where(quota_roles.c.role_id.in_(list(role_ids)))
+    rows = (await conn.execute(query.order_by(quota_roles.c.role_id))).all()
+    return [RoleRow(row.role_id, row.image_limit, bool(row.exempt)) for row in rows]
+
+
+async def lock_role(conn: AsyncConnection, guild_id: int, role_id: int) -> RoleRow:
+    await ensure_row(conn, quota_roles, guild_id=guild_id, role_id=role_id)
+    query = (
+        sa.select(quota_roles.c.image_limit, quota_roles.c.exempt)
+        .where(quota_roles.c.guild_id == guild_id, quota_roles.c.role_id == role_id)
+        .with_for_update()
+    )
+    row = (await conn.execute(query)).one()
+    return RoleRow(role_id, row.image_limit, bool(row.exempt))
