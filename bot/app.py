@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import discord
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from bot.config import Settings
-from bot.core.jobs.runner import DeliveryTarget, JobOutcome, JobRunner, JobSpec
-from bot.core.quota import DIRECT_MESSAGES, Period, QuotaService, QuotaStatus
+from bot.core.jobs.delivery import DeliveryTarget, JobOutcome
+from bot.core.jobs.runner import JobRunner
+from bot.core.jobs.service import INTERRUPTED, JobService
+from bot.core.jobs.spec import JobSpec
+from bot.core.quota import Period, QuotaService, QuotaStatus
 from bot.core.relay.client import SeedreamClient
 from bot.discord_ui.endpoints import apply_discord_endpoints
 from bot.discord_ui.interaction_target import InteractionTarget
+from bot.discord_ui.message_target import MessageTarget
+from bot.discord_ui.rendering import quota_note
 from bot.discord_ui.tree import SeedreamTree
 from bot.storage.database import Database
-from bot.storage.jobs import JobRecord, JobState, JobStore
+from bot.storage.jobs import JobRecord, JobStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results")
-INTERRUPTED = "The bot restarted before this job finished; nothing was charged. Please try again."
+EXTENSIONS = ("cogs.imagine", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results", "cogs.show")
 
 
 class SeedreamBot(commands.Bot):
@@ -38,6 +40,7 @@ class SeedreamBot(commands.Bot):
     relay: SeedreamClient
     runner: JobRunner
     quota: QuotaService
+    job_service: JobService
 
     def __init__(self, settings: Settings) -> None:
         apply_discord_endpoints(settings)
@@ -91,25 +94,15 @@ class SeedreamBot(commands.Bot):
             per_user_limit=settings.max_jobs_per_user,
             quota=self.quota,
         )
-        self._interrupted = await self._settle_interrupted_jobs()
+        self.job_service = JobService(self.database, self.jobs, self.quota, self.runner)
+        self._interrupted = await self.job_service.settle_interrupted()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if settings.sync_commands:
             await self.tree.sync()
         if self._interrupted:
             self._spawn(self._tell_interrupted())
-        self._spawn(self._expire_reservations_forever())
-
-    async def _settle_interrupted_jobs(self) -> list[JobRecord]:
-        """Jobs a crash left queued or running are failed (and refunded) before anything new starts."""
-        interrupted = await self.jobs.unfinished()
-        for job in interrupted:
-            await self.quota.release(job.id, "bot restarted before the job finished")
-            await self.jobs.finish(job.id, JobState.FAILED, INTERRUPTED)
-        await self.quota.settle_expired()
-        if interrupted:
-            log.info("settled %d job(s) left unfinished by the last run", len(interrupted))
-        return interrupted
+        self.expire_reservations.start()
 
     async def _tell_interrupted(self) -> None:
         await self.wait_until_ready()
@@ -125,60 +118,32 @@ class SeedreamBot(commands.Bot):
             except discord.HTTPException:
                 log.warning("could not tell the requester of job %s", job.id, exc_info=True)
 
-    async def _expire_reservations_forever(self, every: float = 300.0) -> None:
+    @tasks.loop(minutes=5)
+    async def expire_reservations(self) -> None:
         """Reservations of jobs that died with a process stop counting once expired; record that."""
-        while True:
-            await asyncio.sleep(every)
-            with contextlib.suppress(Exception):
-                await self.quota.settle_expired()
+        try:
+            await self.quota.settle_expired()
+        except Exception:  # the next round tries again; the log says why this one failed
+            log.exception("settling expired quota reservations failed")
 
-    async def start_job(self, interaction: discord.Interaction[Any], spec: JobSpec) -> asyncio.Future[JobOutcome]:
-        """Store, reserve quota for, then queue a job whose results go back to this interaction.
+    async def start_job(
+        self, asked: discord.Interaction[Any] | discord.Message, spec: JobSpec
+    ) -> asyncio.Future[JobOutcome]:
+        """Store, reserve quota for, then queue a job; its results go back where it was `asked`.
 
         Raises a `QuotaError` (with a message for the member) when the images cannot be reserved;
         then nothing is stored or queued.
         """
+        settings = self.settings
 
-        def target(note: str | None) -> DeliveryTarget:
-            return InteractionTarget(
-                interaction,
-                model=self.settings.image_model,
-                token_margin=self.settings.interaction_token_margin_seconds,
-                quota_note=note,
-            )
+        def target(status: QuotaStatus) -> DeliveryTarget:
+            note = quota_note(status)
+            if isinstance(asked, discord.Message):
+                return MessageTarget(asked, model=settings.image_model, quota_note=note)
+            return InteractionTarget(asked, model=settings.image_model,
+                                     token_margin=settings.interaction_token_margin_seconds, quota_note=note)
 
-        return await self.start_job_for(spec, target)
-
-    async def start_job_for(
-        self, spec: JobSpec, make_target: Callable[[str | None], DeliveryTarget]
-    ) -> asyncio.Future[JobOutcome]:
-        """`start_job` for any delivery target (e.g. a plain message's `MessageTarget`).
-
-        `make_target` receives the quota note for the result embed once the images are reserved.
-        """
-        # One transaction: a refused reservation leaves no job behind, and a crash cannot
-        # leave a job without its reservation (or the reverse).
-        async with self.database.transaction() as conn:
-            job = await self.jobs.create(
-                kind=spec.kind,
-                requester_id=spec.requester_id,
-                guild_id=spec.guild_id,
-                channel_id=spec.channel_id,
-                request=spec.stored_request(),
-                parent_job_id=spec.parent_job_id,
-                source_message_id=spec.source_message_id,
-                dedupe_key=spec.dedupe_key,
-                conn=conn,
-            )
-            status = await self.quota.reserve(
-                guild_id=spec.guild_id or DIRECT_MESSAGES,
-                user_id=spec.requester_id,
-                role_ids=spec.role_ids,
-                job_id=job.id,
-                images=spec.request.count,
-                conn=conn,
-            )
-        return await self.runner.submit(job, spec, make_target(quota_note(status)))
+        return await self.job_service.submit(spec, target)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: messages only matter to the reply flow's listener (cogs/edit.py)."""
@@ -189,6 +154,7 @@ class SeedreamBot(commands.Bot):
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
+        self.expire_reservations.cancel()
         await super().close()
         for task in self._background:
             task.cancel()
@@ -199,14 +165,6 @@ class SeedreamBot(commands.Bot):
             await self.http_session.close()
         if hasattr(self, "database"):
             await self.database.close()
-
-
-def quota_note(status: QuotaStatus) -> str | None:
-    """What the result embed says about the requester's remaining images."""
-    if status.remaining is None:
-        return None
-    when = "today" if status.period is Period.DAILY else f"this {status.period.noun}"
-    return f"{status.remaining} image{'s' if status.remaining != 1 else ''} left {when}"
 
 
 def create_bot(settings: Settings) -> SeedreamBot:

@@ -8,8 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_ui.attachments import ReferenceSource, plan_request
-from bot.discord_ui.slash_jobs import run_slash_job, size_autocomplete
+from bot.discord_ui.slash_jobs import SIZE_HELP, generate, size_autocomplete
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
@@ -30,7 +29,7 @@ class Blend(commands.Cog):
         image4="Image 4 (optional)",
         image5="Image 5 (optional)",
         image6="Image 6 (optional)",
-        size="1K, 2K, 4K or WIDTHxHEIGHT, e.g. 2848x1600",
+        size=SIZE_HELP,
         count="How many images; images plus results can be at most 15",
     )
     async def blend(
@@ -48,17 +47,7 @@ class Blend(commands.Cog):
     ) -> None:
         """Blend 2–6 images into new ones with Seedream 4.0."""
         images = [image for image in (image1, image2, image3, image4, image5, image6) if image is not None]
-        sources = [ReferenceSource(image, None, interaction.channel_id) for image in images]
-        request = plan_request(
-            self.bot.settings,
-            prompt=prompt,
-            requester_id=interaction.user.id,
-            sources=sources,
-            size=size,
-            count=count,
-        )
-        await interaction.response.defer(thinking=True)
-        await run_slash_job(interaction, kind="blend", request=request, sources=sources)
+        await generate(interaction, kind="blend", prompt=prompt, attachments=images, size=size, count=count)
 
 
 async def setup(bot: SeedreamBot) -> None:

@@ -25,7 +25,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import UserFacingError
-from bot.core.jobs.runner import JobSpec
 from bot.discord_ui.attachments import (
     ReferenceSource,
     attach_references,
@@ -34,9 +33,10 @@ from bot.discord_ui.attachments import (
     plan_request,
 )
 from bot.discord_ui.edit_modal import EditPromptModal
-from bot.discord_ui.members import member_role_ids
-from bot.discord_ui.message_target import MessageTarget, reply_to
+from bot.discord_ui.message_target import reply_to
 from bot.discord_ui.replies import explain
+from bot.discord_ui.requester import job_spec
+from bot.discord_ui.slash_jobs import run_slash_job
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
@@ -94,18 +94,7 @@ class Edit(commands.Cog):
         request = plan_request(self.bot.settings, prompt=prompt, requester_id=interaction.user.id,
                                sources=sources, size=size)
         await interaction.response.defer(thinking=True)
-        request, extra = await attach_references(request, sources, transport=self.bot.settings.reference_transport)
-        spec = JobSpec(
-            kind="edit",
-            requester_id=interaction.user.id,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            request=request,
-            role_ids=member_role_ids(interaction.user),
-            source_message_id=target.id,
-            extra=extra,
-        )
-        await self.bot.start_job(interaction, spec)
+        await run_slash_job(interaction, kind="edit", request=request, sources=sources, source_message_id=target.id)
 
     # -- replies ------------------------------------------------------------------------------
 
@@ -158,19 +147,10 @@ class Edit(commands.Cog):
         request = plan_request(self.bot.settings, prompt=prompt, requester_id=message.author.id, sources=sources)
         with contextlib.suppress(discord.HTTPException):
             await message.channel.typing()  # while the images download
-        request, extra = await attach_references(request, sources, transport=self.bot.settings.reference_transport)
-        spec = JobSpec(
-            kind="edit",
-            requester_id=message.author.id,
-            guild_id=message.guild.id if message.guild else None,
-            channel_id=message.channel.id,
-            request=request,
-            role_ids=member_role_ids(message.author),
-            source_message_id=replied.id,
-            extra=extra,
-        )
-        model = self.bot.settings.image_model
-        await self.bot.start_job_for(spec, lambda note: MessageTarget(message, model=model, quota_note=note))
+        request, references = await attach_references(request, sources,
+                                                       transport=self.bot.settings.reference_transport)
+        spec = job_spec(message, kind="edit", request=request, references=references, source_message_id=replied.id)
+        await self.bot.start_job(message, spec)
 
     async def _fetch(self, message: discord.Message, message_id: int, *, quiet: bool) -> discord.Message | None:
         try:

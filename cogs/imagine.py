@@ -8,8 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_ui.attachments import ReferenceSource, plan_request
-from bot.discord_ui.slash_jobs import run_slash_job, size_autocomplete
+from bot.discord_ui.slash_jobs import SIZE_HELP, generate, size_autocomplete
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
@@ -24,7 +23,7 @@ class Imagine(commands.Cog):
     @app_commands.guild_only()
     @app_commands.describe(
         prompt="What to draw",
-        size="1K, 2K, 4K or WIDTHxHEIGHT, e.g. 2848x1600",
+        size=SIZE_HELP,
         count="How many images, 1–15; more than one makes a consistent set",
         watermark="Add the small 'AI generated' mark",
         reference="An image to edit or take from (JPEG, PNG, WebP…, at most 10 MB)",
@@ -39,18 +38,9 @@ class Imagine(commands.Cog):
         reference: discord.Attachment | None = None,
     ) -> None:
         """Generate images with Seedream 4.0."""
-        sources = [ReferenceSource(reference, None, interaction.channel_id)] if reference else []
-        request = plan_request(
-            self.bot.settings,
-            prompt=prompt,
-            requester_id=interaction.user.id,
-            sources=sources,
-            size=size,
-            count=count,
-            watermark=watermark,
-        )
-        await interaction.response.defer(thinking=True)
-        await run_slash_job(interaction, kind="imagine", request=request, sources=sources)
+        attachments = [reference] if reference else []
+        await generate(interaction, kind="imagine", prompt=prompt, attachments=attachments, size=size,
+                       count=count, watermark=watermark)
 
 
 async def setup(bot: SeedreamBot) -> None:

@@ -21,8 +21,8 @@ from discord.ext import commands
 from bot.core.errors import UserFacingError
 from bot.core.quota import Period
 from bot.discord_ui import quota_render as render
-from bot.discord_ui.members import member_role_ids
 from bot.discord_ui.replies import NO_PINGS
+from bot.discord_ui.requester import member_role_ids
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot

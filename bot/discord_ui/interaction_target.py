@@ -13,7 +13,8 @@ from typing import Any
 
 import discord
 
-from bot.core.jobs.runner import JobOutcome, Progress, ProgressThrottle, ResultBatch
+from bot.core.jobs.delivery import JobOutcome, ResultBatch
+from bot.core.jobs.progress import Progress, ProgressThrottle
 from bot.discord_ui.rendering import outcome_text, progress_text, result_embed, result_files
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.result_view import result_view

@@ -88,7 +88,7 @@ def jobs_text(jobs: Iterable[JobRecord]) -> str:
     if not jobs:
         return "none"
     counts = f"{len(running)} running, {len(queued)} queued"
-    listed = ", ".join(f"`{job.id}` ({job.request.get('count', 1)})" for job in jobs[:MAX_LISTED_JOBS])
+    listed = ", ".join(f"`{job.id}` ({job.request.count})" for job in jobs[:MAX_LISTED_JOBS])
     more = f" and {len(jobs) - MAX_LISTED_JOBS} more" if len(jobs) > MAX_LISTED_JOBS else ""
     return f"{counts}: {listed}{more}"
 

@@ -6,7 +6,9 @@ import io
 
 import discord
 
-from bot.core.jobs.runner import JobOutcome, Progress, ResultBatch
+from bot.core.jobs.delivery import JobOutcome, ResultBatch
+from bot.core.jobs.progress import Progress
+from bot.core.quota import Period, QuotaStatus
 from bot.storage.jobs import JobRecord
 
 EMBED_COLOUR = discord.Colour(0x5865F2)
@@ -29,10 +31,10 @@ def image_range(batch: ResultBatch) -> str:
 
 def result_embed(batch: ResultBatch, *, model: str, quota_note: str | None = None) -> discord.Embed:
     request = batch.job.request
-    embed = discord.Embed(description=_clip(str(request["prompt"]), 4000), colour=EMBED_COLOUR)
+    embed = discord.Embed(description=_clip(request.prompt, 4000), colour=EMBED_COLOUR)
     embed.set_author(name="Seedream")
     actual = sorted({batch.sizes[f.index] for f in batch.files if f.index in batch.sizes})
-    size = str(request["size"])
+    size = request.size
     if actual and actual != [size]:
         size = f"{size} → {', '.join(actual)}"
     embed.add_field(name="Size", value=_clip(size, 1024))
@@ -64,7 +66,7 @@ def message_url(guild_id: int | None, channel_id: int, message_id: int) -> str:
 
 def outcome_text(outcome: JobOutcome) -> str:
     """The summary that replaces the progress message once a job has ended."""
-    asked = int(outcome.job.request.get("count", 1))
+    asked = outcome.job.request.count
     lines = []
     if outcome.delivered:
         noun = "image" if outcome.delivered == 1 else "images"
@@ -92,3 +94,12 @@ def _clip(text: str, limit: int) -> str:
 def result_files(batch: ResultBatch) -> list[discord.File]:
     """Fresh File objects for each attempt: a File's stream is consumed by a send."""
     return [discord.File(io.BytesIO(f.content), filename=f.filename) for f in batch.files]
+
+
+def quota_note(status: QuotaStatus) -> str | None:
+    """What the result embed says about the requester's remaining images."""
+    if status.remaining is None:
+        return None
+    when = "today" if status.period is Period.DAILY else f"this {status.period.noun}"
+    return f"{status.remaining} image{'s' if status.remaining != 1 else ''} left {when}"
+

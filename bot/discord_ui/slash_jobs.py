@@ -1,21 +1,48 @@
-"""What every generating slash command does once it has acknowledged the interaction."""
+"""What every generating slash command and modal does once it has acknowledged the interaction."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from bot.core.images.sizes import suggest_sizes
-from bot.core.jobs.runner import JobSpec
 from bot.core.relay.models import GenerationRequest
-from bot.discord_ui.attachments import ReferenceSource, attach_references
-from bot.discord_ui.members import member_role_ids
+from bot.discord_ui.attachments import ReferenceSource, attach_references, plan_request
+from bot.discord_ui.requester import job_spec
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
+
+
+SIZE_HELP = "1K, 2K, 4K or WIDTHxHEIGHT, e.g. 2848x1600"
+
+
+async def generate(
+    interaction: discord.Interaction[SeedreamBot],
+    *,
+    kind: str,
+    prompt: str,
+    attachments: Sequence[discord.Attachment] = (),
+    size: str | None = None,
+    count: int = 1,
+    watermark: bool | None = None,
+) -> None:
+    """/imagine and /blend: check the options, acknowledge, then run the job with these uploads."""
+    sources = [ReferenceSource(attachment, None, interaction.channel_id) for attachment in attachments]
+    request = plan_request(
+        interaction.client.settings,
+        prompt=prompt,
+        requester_id=interaction.user.id,
+        sources=sources,
+        size=size,
+        count=count,
+        watermark=watermark,
+    )
+    await interaction.response.defer(thinking=True)
+    await run_slash_job(interaction, kind=kind, request=request, sources=sources)
 
 
 async def run_slash_job(
@@ -24,24 +51,18 @@ async def run_slash_job(
     kind: str,
     request: GenerationRequest,
     sources: Sequence[ReferenceSource],
+    source_message_id: int | None = None,
 ) -> None:
     """Download and check the references, then store, reserve and queue the job."""
     bot = interaction.client
-    request, extra = await attach_references(request, sources, transport=bot.settings.reference_transport)
-    spec = JobSpec(
-        kind=kind,
-        requester_id=interaction.user.id,
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id,
-        request=request,
-        role_ids=member_role_ids(interaction.user),
-        extra=extra,
-    )
+    request, references = await attach_references(request, sources, transport=bot.settings.reference_transport)
+    spec = job_spec(interaction, kind=kind, request=request, references=references,
+                    source_message_id=source_message_id)
     await bot.start_job(interaction, spec)
 
 
 async def size_autocomplete(
-    interaction: discord.Interaction[SeedreamBot], current: str
+    interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
     """The `size` option's suggestions: tiers, common ratios, and what was typed if valid."""
     return [app_commands.Choice(name=label, value=value) for label, value in suggest_sizes(current)]

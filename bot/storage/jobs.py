@@ -7,8 +7,6 @@ settled on start (see `JobStore.unfinished`).
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.core.jobs.naming import new_job_id
+from bot.core.jobs.spec import StoredRequest
 from bot.storage.database import Database
 from bot.storage.tables import jobs, utcnow
 
@@ -61,7 +61,7 @@ class JobRecord:
     requester_id: int
     guild_id: int | None
     channel_id: int | None
-    request: dict[str, Any]
+    request: StoredRequest
     state: JobState
     error: str | None
     parent_job_id: str | None
@@ -81,7 +81,7 @@ class JobRecord:
             requester_id=row["requester_id"],
             guild_id=row["guild_id"],
             channel_id=row["channel_id"],
-            request=dict(row["request"]),
+            request=StoredRequest.from_json(row["request"]),
             state=JobState(row["state"]),
             error=row["error"],
             parent_job_id=row["parent_job_id"],
@@ -94,10 +94,6 @@ class JobRecord:
             finished_at=row["finished_at"],
         )
 
-
-def new_job_id() -> str:
-    """8 characters of lowercase base32: 40 random bits, short enough for a custom_id."""
-    return base64.b32encode(secrets.token_bytes(5)).decode("ascii").lower()
 
 
 class JobStore:
@@ -112,7 +108,7 @@ class JobStore:
         requester_id: int,
         guild_id: int | None,
         channel_id: int | None,
-        request: dict[str, Any],
+        request: StoredRequest,
         parent_job_id: str | None = None,
         source_message_id: int | None = None,
         dedupe_key: str | None = None,
@@ -131,7 +127,7 @@ class JobStore:
                 "requester_id": requester_id,
                 "guild_id": guild_id,
                 "channel_id": channel_id,
-                "request": request,
+                "request": request.to_json(),
                 "state": JobState.QUEUED.value,
                 "error": None,
                 "parent_job_id": parent_job_id,

@@ -109,9 +109,9 @@ async def test_imagine_reference_reaches_the_relay_as_a_data_uri_with_a_lowercas
     assert request.body["image"] == data_uri(PHOTO, "image/jpeg")  # the bytes as uploaded, type read from them
     job = await world.bot.jobs.get(summary.content.split("`")[1])
     assert job is not None and job.kind == "imagine"
-    [descriptor] = job.request["references"]
-    assert descriptor["filename"] == "Holiday.JPG" and descriptor["message_id"] is None
-    assert descriptor["channel_id"] == world.discord.general.id and descriptor["url"].startswith("http://127.0.0.1")
+    [descriptor] = job.request.references
+    assert descriptor.filename == "Holiday.JPG" and descriptor.message_id is None
+    assert descriptor.channel_id == world.discord.general.id and descriptor.url.startswith("http://127.0.0.1")
 
 
 async def test_blend_sends_three_images_to_the_relay_in_the_order_given(world: World):
@@ -126,7 +126,7 @@ async def test_blend_sends_three_images_to_the_relay_in_the_order_given(world: W
     assert relay_images(request.body) == [data_uri(RED), data_uri(GREEN), data_uri(BLUE)]
     job = await world.bot.jobs.get(summary.content.split("`")[1])
     assert job is not None and job.kind == "blend"
-    assert [d["filename"] for d in job.request["references"]] == ["red.png", "green.png", "blue.png"]
+    assert [d.filename for d in job.request.references] == ["red.png", "green.png", "blue.png"]
 
 
 async def test_url_transport_sends_the_discord_urls(boot: BotStarter, fake_discord: StandardDiscord,
@@ -163,7 +163,7 @@ async def test_edit_with_seedream_opens_a_modal_and_uses_every_image_of_the_mess
     assert relay_images(request.body) == [data_uri(RED), data_uri(GREEN)]  # the text file is not an image
     job = await world.bot.jobs.get(summary.content.split("`")[1])
     assert job is not None and job.kind == "edit" and job.source_message_id == posted.id
-    assert [(d["message_id"], d["filename"]) for d in job.request["references"]] == [
+    assert [(d.message_id, d.filename) for d in job.request.references] == [
         (posted.id, "one.png"), (posted.id, "two.png")]
     assert [m for m in submitted.messages if m.files], "the result was posted"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.core.jobs.spec import StoredRequest
 from bot.core.quota import QuotaService
 from bot.storage.database import Database
 from bot.storage.jobs import JobStore
@@ -13,7 +14,8 @@ async def test_job_left_running_by_a_crash_is_refunded_and_its_requester_told(bo
     database = Database(database_url)
     jobs, quota = JobStore(database), QuotaService(database, global_default_limit=25)
     job = await jobs.create(kind="imagine", requester_id=fake_discord.alice.id, guild_id=fake_discord.guild.id,
-                            channel_id=fake_discord.general.id, request={"prompt": "lost", "size": "2K", "count": 4})
+                            channel_id=fake_discord.general.id,
+                            request=StoredRequest(prompt="lost", size="2K", count=4))
     await quota.reserve(guild_id=fake_discord.guild.id, user_id=fake_discord.alice.id, role_ids=[],
                         job_id=job.id, images=4)
     await jobs.mark_running(job.id)

@@ -245,7 +245,7 @@ async def test_edit_asks_for_a_prompt_and_uses_the_result_as_the_reference(world
     job = await world.bot.jobs.get(job_id_of(result))
     assert job is not None
     assert (job.kind, job.parent_job_id, job.source_message_id) == ("edit", job_id, message.id)
-    assert job.request["references"][0]["message_id"] == message.id
+    assert job.request.references[0].message_id == message.id
 
 
 async def test_edit_without_a_size_keeps_the_original_size(world: World):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.jobs.spec import StoredRequest
 from bot.storage.database import Database
 from bot.storage.jobs import DuplicateJob, JobState, JobStore, UnknownJob
 
@@ -26,7 +27,7 @@ async def create(store: JobStore, **overrides: object):
         "requester_id": 111,
         "guild_id": 222,
         "channel_id": 333,
-        "request": {"prompt": "a red fox", "size": "2K", "count": 2},
+        "request": StoredRequest(prompt="a red fox", size="2K", count=2),
     }
     values.update(overrides)
     return await store.create(**values)
@@ -40,7 +41,7 @@ async def test_created_job_is_queued_with_an_eight_char_base32_id(database: Data
     stored = await store.get(job.id)
     assert stored == job
     assert stored.state is JobState.QUEUED
-    assert stored.request == {"prompt": "a red fox", "size": "2K", "count": 2}
+    assert stored.request == StoredRequest(prompt="a red fox", size="2K", count=2)
     assert stored.parent_job_id == "abcdefgh"
     assert stored.source_message_id == 444
     assert stored.result_message_ids == [] and stored.images == []

@@ -9,7 +9,6 @@ one that alone is too large is re-encoded as JPEG (off the event loop), never dr
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +16,7 @@ from typing import Protocol
 from bot.core.format import megabytes
 from bot.core.images.reencode import DeliveryError, ImageTooLarge, UnreadableImage, fit_jpeg
 from bot.core.images.sniff import sniff_content_type
+from bot.core.jobs.naming import result_filename
 
 __all__ = [
     "DEFAULT_REQUEST_BUDGET",
@@ -37,12 +37,6 @@ DEFAULT_SAFETY_MARGIN = 64 * 1024
 PART_OVERHEAD = 512
 MAX_FILES_PER_MESSAGE = 10
 
-_EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "image/gif": "gif",
-}
 
 
 class ImageLike(Protocol):
@@ -102,7 +96,7 @@ async def _fit_one(image: ImageLike, *, job_id: str, file_budget: int, file_limi
     if len(image.content) <= file_budget:
         content_type = sniff_content_type(image.content) or image.content_type
         return OutgoingFile(
-            filename=_filename(job_id, image.index, content_type),
+            filename=result_filename(job_id, image.index, content_type),
             content=image.content,
             content_type=content_type,
             index=image.index,
@@ -125,7 +119,7 @@ async def _fit_one(image: ImageLike, *, job_id: str, file_budget: int, file_limi
             index=image.index,
         ) from error
     return OutgoingFile(
-        filename=_filename(job_id, image.index, "image/jpeg"),
+        filename=result_filename(job_id, image.index, "image/jpeg"),
         content=fitted.content,
         content_type="image/jpeg",
         index=image.index,
@@ -150,9 +144,4 @@ def _pack(files: Sequence[OutgoingFile], *, max_files: int, message_budget: int)
     return messages
 
 
-
-def _filename(job_id: str, index: int, content_type: str) -> str:
-    safe_id = re.sub(r"[^A-Za-z0-9_-]+", "-", job_id).strip("-") or "job"
-    extension = _EXTENSIONS.get(content_type.split(";")[0].strip().lower(), "bin")
-    return f"seedream-{safe_id}-{index + 1}.{extension}"
 

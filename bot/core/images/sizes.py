@@ -7,6 +7,7 @@ the product, so `1600x600` is valid while `800x800` is not.
 
 from __future__ import annotations
 
+import math
 import re
 
 from bot.core.limits import MAX_ASPECT_RATIO
@@ -129,3 +130,24 @@ def suggest_sizes(typed: str) -> list[tuple[str, str]]:
         if not query or query in _normalize_query(label) or query in value.lower():
             suggestions.append((label, value))
     return suggestions[:MAX_SUGGESTIONS]
+
+# An image at least this large is 4K already; upscaling it again would add nothing.
+ALREADY_4K_PIXELS = int(MAX_PIXELS * 0.8)
+
+
+def upscale_size(width: int | None, height: int | None) -> str:
+    """A 4K size with the image's aspect ratio (multiples of 16), or `4K` when it is unknown."""
+    if not width or not height:
+        return "4K"
+    if width * height >= ALREADY_4K_PIXELS:
+        raise AlreadyFourK(f"This image is already 4K ({width}×{height}); upscaling it again adds nothing.")
+    scale = math.sqrt(MAX_PIXELS / (width * height))
+    new_width, new_height = int(width * scale) // 16 * 16, int(height * scale) // 16 * 16
+    if (new_width * new_height < MIN_PIXELS or new_width > MAX_RATIO * new_height
+            or new_height > MAX_RATIO * new_width):
+        return "4K"
+    return f"{new_width}x{new_height}"
+
+
+class AlreadyFourK(InvalidRequest):
+    """Upscaling an image that is 4K already would add nothing."""

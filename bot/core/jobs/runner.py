@@ -12,12 +12,15 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.core.images.packing import OutgoingFile, fit_images
+from bot.core.jobs.delivery import DeliveryTarget, JobOutcome, ResultBatch
+from bot.core.jobs.progress import Progress
+from bot.core.jobs.spec import JobSpec
 from bot.core.relay.errors import SeedreamError
 from bot.core.relay.models import GeneratedImage, GenerationRequest, ImageEvent, ImageFailure
 from bot.storage.jobs import JobRecord, JobState, JobStore
@@ -35,95 +38,6 @@ class QuotaGate(Protocol):
     async def commit(self, job_id: str, produced: int, *, conn: AsyncConnection | None = None) -> None: ...
 
     async def release(self, job_id: str, reason: str, *, conn: AsyncConnection | None = None) -> None: ...
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything needed to run a job; stored with the job so it can be re-run or inspected."""
-
-    kind: str
-    requester_id: int
-    guild_id: int | None
-    channel_id: int | None
-    request: GenerationRequest
-    role_ids: tuple[int, ...] = ()
-    parent_job_id: str | None = None
-    source_message_id: int | None = None
-    dedupe_key: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def stored_request(self) -> dict[str, Any]:
-        request = self.request
-        return {
-            "prompt": request.prompt,
-            "size": request.size,
-            "count": request.count,
-            "watermark": request.watermark,
-            "reference_count": len(request.references),
-            **self.extra,
-        }
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A progress report: `state` is "queued" (with `position`, 1-based) or "generating"."""
-
-    state: str
-    position: int = 0
-    done: int = 0
-    total: int = 0
-
-
-class ProgressThrottle:
-    """Lets a state change through at once, and repeats of one state at most every `interval` s."""
-
-    def __init__(self, interval: float = 1.5) -> None:
-        self._interval = interval
-        self._last: tuple[str, float] | None = None
-
-    def allow(self, progress: Progress) -> bool:
-        now = time.monotonic()
-        if self._last is not None and self._last[0] == progress.state and now - self._last[1] < self._interval:
-            return False
-        self._last = (progress.state, now)
-        return True
-
-
-@dataclass(frozen=True)
-class ResultBatch:
-    """One message worth of finished images; `sizes` maps image index to the relay's "WxH"."""
-
-    job: JobRecord
-    files: list[OutgoingFile]
-    total_expected: int
-    elapsed: float
-    sizes: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    job: JobRecord
-    delivered: int
-    failures: list[ImageFailure]
-    elapsed: float
-    error: SeedreamError | None = None
-    undelivered: int = 0  # generated but could not be posted anywhere (reported, never silent)
-
-
-class DeliveryTarget(Protocol):
-    """Where a job reports progress and posts its images (implemented by the Discord side)."""
-
-    async def progress(self, job: JobRecord, progress: Progress) -> None: ...
-
-    def file_limit(self) -> int: ...
-
-    async def send_images(self, batch: ResultBatch) -> list[int]: ...
-
-    async def finished(self, outcome: JobOutcome) -> None: ...
-
-
-class DeliveryFailed(Exception):
-    """The images were generated but could not be posted anywhere."""
 
 
 @dataclass

@@ -1,0 +1,49 @@
+"""Where a job's images go: the protocol the Discord layer implements, and what it is handed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.core.images.packing import OutgoingFile
+from bot.core.jobs.progress import Progress
+from bot.core.relay.errors import SeedreamError
+from bot.core.relay.models import ImageFailure
+from bot.storage.jobs import JobRecord
+
+
+@dataclass(frozen=True)
+class ResultBatch:
+    """One message worth of finished images; `sizes` maps image index to the relay's "WxH"."""
+
+    job: JobRecord
+    files: list[OutgoingFile]
+    total_expected: int
+    elapsed: float
+    sizes: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    job: JobRecord
+    delivered: int
+    failures: list[ImageFailure]
+    elapsed: float
+    error: SeedreamError | None = None
+    undelivered: int = 0  # generated but could not be posted anywhere (reported, never silent)
+
+
+class DeliveryTarget(Protocol):
+    """Where a job reports progress and posts its images (implemented by the Discord side)."""
+
+    async def progress(self, job: JobRecord, progress: Progress) -> None: ...
+
+    def file_limit(self) -> int: ...
+
+    async def send_images(self, batch: ResultBatch) -> list[int]: ...
+
+    async def finished(self, outcome: JobOutcome) -> None: ...
+
+
+class DeliveryFailed(Exception):
+    """The images were generated but could not be posted anywhere."""
