@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import discord
+from discord.utils import format_dt
 
+from bot.core.format import plural
 from bot.core.quota import GuildQuotaSettings, Period, QuotaStatus
-from bot.core.quota.errors import discord_timestamp, images
 from bot.discord_ui.rendering import EMBED_COLOUR
 from bot.storage.jobs import JobRecord, JobState
 
@@ -40,7 +41,7 @@ def utc(when: datetime) -> str:
 
 def reset_time(when: datetime) -> str:
     """`<t:…:F> (<t:…:R>) · 2025-01-16 00:00 UTC`."""
-    return f"{discord_timestamp(when, 'F')} ({discord_timestamp(when, 'R')}) · {utc(when)}"
+    return f"{format_dt(when, 'F')} ({format_dt(when, 'R')}) · {utc(when)}"
 
 
 def this_period(period: Period) -> str:
@@ -50,7 +51,7 @@ def this_period(period: Period) -> str:
 
 def limit_text(limit: int | None, period: Period) -> str:
     """`25 images per day`, or `unlimited`."""
-    return "unlimited" if limit is None else f"{images(limit)} per {period.noun}"
+    return "unlimited" if limit is None else f"{plural(limit, 'image')} per {period.noun}"
 
 
 # --- /quota show ---------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def headline(status: QuotaStatus) -> str:
         return "**Blocked**: a moderator has paused image generation for this member."
     if status.remaining is None:
         return "**Unlimited** images."
-    return f"**{status.remaining}** of {images(status.allowance or 0)} left {this_period(status.period)}."
+    return f"**{status.remaining}** of {plural(status.allowance or 0, 'image')} left {this_period(status.period)}."
 
 
 def jobs_text(jobs: Iterable[JobRecord]) -> str:
@@ -108,22 +109,22 @@ def status_embed(
         colour=EMBED_COLOUR,
     )
     when = this_period(status.period)
-    embed.add_field(name=f"Used {when}", value=images(status.used))
+    embed.add_field(name=f"Used {when}", value=plural(status.used, 'image'))
     limit = limit_text(status.limit, status.period) if not status.blocked else "0 (blocked)"
     embed.add_field(name="Limit", value=f"{limit}\n{limit_source(status, settings, role_ids)}")
-    remaining = "unlimited" if status.remaining is None else images(status.remaining)
+    remaining = "unlimited" if status.remaining is None else plural(status.remaining, 'image')
     embed.add_field(name="Remaining", value=remaining)
     if status.granted:
-        embed.add_field(name=f"Extra {when}", value=f"+{images(status.granted)} granted by moderators")
+        embed.add_field(name=f"Extra {when}", value=f"+{plural(status.granted, 'image')} granted by moderators")
     if status.reserved:
-        embed.add_field(name="Held by unfinished jobs", value=images(status.reserved))
+        embed.add_field(name="Held by unfinished jobs", value=plural(status.reserved, 'image'))
     embed.add_field(name="Resets", value=reset_time(status.resets_at), inline=False)
     embed.add_field(name="Jobs", value=jobs_text(jobs), inline=False)
     if status.server_cap is not None:
         spent = status.server_used + status.server_reserved
         embed.add_field(
             name="Server this month",
-            value=f"{spent} of {images(status.server_cap)} · resets {discord_timestamp(status.server_resets_at)} "
+            value=f"{spent} of {plural(status.server_cap, 'image')} · resets {format_dt(status.server_resets_at, 'R')} "
             f"({utc(status.server_resets_at)})",
             inline=False,
         )
@@ -136,10 +137,10 @@ def status_line(status: QuotaStatus) -> str:
     if status.blocked:
         return f"{who} is blocked."
     if status.remaining is None:
-        return f"{who} is unlimited ({images(status.used)} used {this_period(status.period)})."
+        return f"{who} is unlimited ({plural(status.used, 'image')} used {this_period(status.period)})."
     return (
-        f"{who} has used {status.used} of {images(status.allowance or 0)} {this_period(status.period)}: "
-        f"**{status.remaining}** left, resets {discord_timestamp(status.resets_at)} ({utc(status.resets_at)})."
+        f"{who} has used {status.used} of {plural(status.allowance or 0, 'image')} {this_period(status.period)}: "
+        f"**{status.remaining}** left, resets {format_dt(status.resets_at, 'R')} ({utc(status.resets_at)})."
     )
 
 
@@ -192,12 +193,12 @@ def member_limit_set(member_id: int, limit: int | None, before: QuotaStatus, aft
 
 def member_reset(member_id: int, before: QuotaStatus) -> str:
     return (f"Reset {user(member_id)}'s usage for {this_period(before.period)} "
-            f"({images(before.used)} forgiven; grants and running jobs are untouched).")
+            f"({plural(before.used, 'image')} forgiven; grants and running jobs are untouched).")
 
 
 def member_granted(member_id: int, amount: int, after: QuotaStatus) -> str:
-    return (f"Granted {user(member_id)} **{images(amount)}** extra {this_period(after.period)}; "
-            f"they lapse when the quota resets {discord_timestamp(after.resets_at)} ({utc(after.resets_at)}).")
+    return (f"Granted {user(member_id)} **{plural(amount, 'image')}** extra {this_period(after.period)}; "
+            f"they lapse when the quota resets {format_dt(after.resets_at, 'R')} ({utc(after.resets_at)}).")
 
 
 def member_blocked(member_id: int, blocked: bool, was_blocked: bool) -> str:
@@ -232,12 +233,12 @@ def role_exempt_set(role_id: int, exempt: bool, was_exempt: bool) -> str:
 
 
 def server_cap_set(images_cap: int | None, before: int | None, status: QuotaStatus) -> str:
-    previous = "no cap" if before is None else images(before)
+    previous = "no cap" if before is None else plural(before, 'image')
     spent = status.server_used + status.server_reserved
     if images_cap is None:
-        return f"Removed the server's monthly cap (was {previous}); {images(spent)} made this month."
-    return (f"Set the server's monthly cap to **{images(images_cap)}** (was {previous}); "
-            f"{spent} used this month, resets {discord_timestamp(status.server_resets_at)} "
+        return f"Removed the server's monthly cap (was {previous}); {plural(spent, 'image')} made this month."
+    return (f"Set the server's monthly cap to **{plural(images_cap, 'image')}** (was {previous}); "
+            f"{spent} used this month, resets {format_dt(status.server_resets_at, 'R')} "
             f"({utc(status.server_resets_at)}).")
 
 
