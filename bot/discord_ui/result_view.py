@@ -74,11 +74,21 @@ def _message_id(match: re.Match[str]) -> int | None:
     return int(match["message"]) if match["message"] else None
 
 
-class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:reroll:{JOB}"):
+class _JobButton:
+    """What Reroll and Delete share: a button that carries only its job's id.
+
+    Mixed into a `DynamicItem` subclass that sets `action`, `label`, `emoji` and `style`; a click
+    calls the `ResultActions` method named by `action`.
+    """
+
+    action: str
+    label: str
+    emoji: str
+    style: discord.ButtonStyle
+
     def __init__(self, job_id: str, *, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(
-            label="Reroll", emoji="\N{ANTICLOCKWISE DOWNWARDS AND UPWARDS OPEN CIRCLE ARROWS}",
-            style=discord.ButtonStyle.secondary, custom_id=_custom_id("reroll", job_id), row=row,
+        super().__init__(discord.ui.Button(  # type: ignore[call-arg]  # DynamicItem.__init__
+            label=self.label, emoji=self.emoji, style=self.style, custom_id=_custom_id(self.action, job_id), row=row,
         ))
         self.job_id = job_id
 
@@ -89,7 +99,17 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"s
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if actions := await _actions(interaction):
-            await actions.reroll(interaction, self.job_id)
+            await getattr(actions, self.action)(interaction, self.job_id)
+
+
+class RerollButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:reroll:{JOB}"):
+    action, label, style = "reroll", "Reroll", discord.ButtonStyle.secondary
+    emoji = "\N{ANTICLOCKWISE DOWNWARDS AND UPWARDS OPEN CIRCLE ARROWS}"
+
+
+class DeleteButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:delete:{JOB}"):
+    action, label, style = "delete", "Delete", discord.ButtonStyle.danger
+    emoji = "\N{WASTEBASKET}\N{VARIATION SELECTOR-16}"
 
 
 class _ImageButton:
@@ -130,24 +150,6 @@ class EditButton(_ImageButton, discord.ui.DynamicItem[discord.ui.Button[Any]], t
 class UpscaleButton(_ImageButton, discord.ui.DynamicItem[discord.ui.Button[Any]],
                     template=rf"sd:upscale:{JOB}:{IMAGE}"):
     action, default_label, emoji = "upscale", "Upscale 4K", "\N{LEFT-POINTING MAGNIFYING GLASS}"
-
-
-class DeleteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:delete:{JOB}"):
-    def __init__(self, job_id: str, *, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(
-            label="Delete", emoji="\N{WASTEBASKET}\N{VARIATION SELECTOR-16}", style=discord.ButtonStyle.danger,
-            custom_id=_custom_id("delete", job_id), row=row,
-        ))
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> Self:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if actions := await _actions(interaction):
-            await actions.delete(interaction, self.job_id)
 
 
 class ImagePicker(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"sd:pick:{JOB}"):
