@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import UserFacingError
-from bot.core.quota import Period
+from bot.core.quota import GuildQuotaSettings, Period
 from bot.discord_ui import quota_render as render
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.requester import member_role_ids
@@ -196,9 +196,7 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
                       period: Literal["daily", "weekly", "monthly"] | None = None,
                       reason: Reason | None = None) -> None:
         """Moderators: set the server's default limit, and optionally its period."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id = _guild_id(interaction)
-        before = await self.bot.quota.guild_settings(guild_id)
+        guild_id, before = await self._settings_before(interaction)
         new_period = Period(period) if period is not None else before.period
         await self.bot.quota.set_guild_default(guild_id, limit, new_period, interaction.user.id, reason=reason)
         effective = new_period or before.effective_period
@@ -213,9 +211,7 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
                          reason: Reason | None = None) -> None:
         """Moderators: set a role's limit (members get their highest role limit); empty removes it."""
         _refuse_everyone(role)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id = _guild_id(interaction)
-        before = await self.bot.quota.guild_settings(guild_id)
+        guild_id, before = await self._settings_before(interaction)
         await self.bot.quota.set_role_limit(guild_id, role.id, limit, interaction.user.id, reason=reason)
         summary = render.role_limit_set(role.id, limit, before.effective_period, before.role_limits.get(role.id))
         await self._done(interaction, render.ModeratorAction("role", interaction.user.id, summary, reason))
@@ -228,9 +224,8 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
                      reason: Reason | None = None) -> None:
         """Moderators: make a role's members unlimited, or counted again (toggles by default)."""
         _refuse_everyone(role)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id = _guild_id(interaction)
-        was_exempt = role.id in (await self.bot.quota.guild_settings(guild_id)).exempt_roles
+        guild_id, before = await self._settings_before(interaction)
+        was_exempt = role.id in before.exempt_roles
         now_exempt = (not was_exempt) if exempt is None else exempt
         await self.bot.quota.set_role_exempt(guild_id, role.id, now_exempt, interaction.user.id, reason=reason)
         await self._done(interaction, render.ModeratorAction(
@@ -243,9 +238,8 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
     async def server_cap(self, interaction: Interaction, images: Limit | None = None,
                          reason: Reason | None = None) -> None:
         """Moderators: cap the images the whole server may make each month; empty removes the cap."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id = _guild_id(interaction)
-        before = (await self.bot.quota.guild_settings(guild_id)).server_cap
+        guild_id, settings = await self._settings_before(interaction)
+        before = settings.server_cap
         await self.bot.quota.set_server_cap(guild_id, images, interaction.user.id, reason=reason)
         status = await self.bot.quota.status(guild_id, interaction.user.id, ())
         await self._done(interaction, render.ModeratorAction(
@@ -257,9 +251,8 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
     async def audit_channel(self, interaction: Interaction, channel: discord.TextChannel | None = None,
                             reason: Reason | None = None) -> None:
         """Moderators: choose the channel that receives every quota change."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id = _guild_id(interaction)
-        before = (await self.bot.quota.guild_settings(guild_id)).audit_channel_id
+        guild_id, settings = await self._settings_before(interaction)
+        before = settings.audit_channel_id
         channel_id = channel.id if channel is not None else None
         await self.bot.quota.set_audit_channel(guild_id, channel_id, interaction.user.id, reason=reason)
         # Both the old and the new channel hear of the move, so the log cannot be redirected quietly.
@@ -276,15 +269,20 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
         """Manage Server: choose a role whose members may moderate quotas too."""
         if role is not None:
             _refuse_everyone(role)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id = _guild_id(interaction)
-        before = (await self.bot.quota.guild_settings(guild_id)).moderator_role_id
+        guild_id, settings = await self._settings_before(interaction)
+        before = settings.moderator_role_id
         role_id = role.id if role is not None else None
         await self.bot.quota.set_moderator_role(guild_id, role_id, interaction.user.id, reason=reason)
         await self._done(interaction, render.ModeratorAction(
             "moderator-role", interaction.user.id, render.moderator_role_set(role_id, before), reason))
 
     # --- answering -----------------------------------------------------------------------
+
+    async def _settings_before(self, interaction: Interaction) -> tuple[int, GuildQuotaSettings]:
+        """Acknowledge a server-wide change privately, and read the settings it changes."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        guild_id = _guild_id(interaction)
+        return guild_id, await self.bot.quota.guild_settings(guild_id)
 
     async def _done(self, interaction: Interaction, action: render.ModeratorAction, *,
                     audit_channels: Iterable[int] | None = None) -> None:

@@ -202,11 +202,11 @@ def member_granted(member_id: int, amount: int, after: QuotaStatus) -> str:
 
 
 def member_blocked(member_id: int, blocked: bool, was_blocked: bool) -> str:
-    if blocked:
-        already = " (already blocked)" if was_blocked else ""
-        return f"Blocked {user(member_id)} from generating images on this server{already}; running jobs finish."
-    already = " (was not blocked)" if not was_blocked else ""
-    return f"Unblocked {user(member_id)}{already}."
+    return switched(
+        blocked, was_blocked,
+        on=f"Blocked {user(member_id)} from generating images on this server{{already}}; running jobs finish.",
+        off=f"Unblocked {user(member_id)}{{already}}.", already_on="already blocked", already_off="was not blocked",
+    )
 
 
 def guild_default_set(limit: int, period: Period, before: GuildQuotaSettings) -> str:
@@ -225,11 +225,19 @@ def role_limit_set(role_id: int, limit: int | None, period: Period, previous: in
 
 
 def role_exempt_set(role_id: int, exempt: bool, was_exempt: bool) -> str:
-    if exempt:
-        already = " (already exempt)" if was_exempt else ""
-        return f"{role(role_id)} is now **exempt**: its members are unlimited (the server cap still applies){already}."
-    already = " (was not exempt)" if not was_exempt else ""
-    return f"{role(role_id)} is **no longer exempt**{already}."
+    return switched(
+        exempt, was_exempt,
+        on=f"{role(role_id)} is now **exempt**: its members are unlimited (the server cap still applies){{already}}.",
+        off=f"{role(role_id)} is **no longer exempt**{{already}}.", already_on="already exempt",
+        already_off="was not exempt",
+    )
+
+
+def switched(now: bool, before: bool, *, on: str, off: str, already_on: str, already_off: str) -> str:
+    """The answer to turning something on or off; `{already}` notes a switch that changed nothing."""
+    if now:
+        return on.format(already=f" ({already_on})" if before else "")
+    return off.format(already=f" ({already_off})" if not before else "")
 
 
 def server_cap_set(images_cap: int | None, before: int | None, status: QuotaStatus) -> str:
