@@ -18,6 +18,8 @@ class Blend(commands.Cog):
     def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
 
+    # The decorators are the command's public interface (name, options, descriptions); /imagine and
+    # /blend spell theirs out side by side on purpose and share everything after them (slash_jobs).
     @app_commands.command(name="blend")
     @app_commands.autocomplete(size=size_autocomplete)
     @app_commands.guild_only()

@@ -203,6 +203,8 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
         await self._done(interaction, render.ModeratorAction(
             "default", interaction.user.id, render.guild_default_set(limit, effective, before), reason))
 
+    # Each moderator subcommand reads alike on purpose: the decorators are its public options, the
+    # body acknowledges, changes one setting and reports it; what they share is in _settings_before/_done.
     @app_commands.command(name="role")
     @moderators_only()
     @app_commands.describe(role="The role", limit="Images per period for its members; leave empty to remove it",

@@ -74,7 +74,16 @@ def _message_id(match: re.Match[str]) -> int | None:
     return int(match["message"]) if match["message"] else None
 
 
-class _JobButton:
+class _JobItem:
+    """A control whose custom_id carries only its job's id (Reroll, Delete, the image picker)."""
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> Self:
+        return cls(match["job"])  # type: ignore[call-arg]  # the subclass's __init__ takes the id
+
+
+class _JobButton(_JobItem):
     """What Reroll and Delete share: a button that carries only its job's id.
 
     Mixed into a `DynamicItem` subclass that sets `action`, `label`, `emoji` and `style`; a click
@@ -91,11 +100,6 @@ class _JobButton:
             label=self.label, emoji=self.emoji, style=self.style, custom_id=_custom_id(self.action, job_id), row=row,
         ))
         self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> Self:
-        return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if actions := await _actions(interaction):
@@ -152,7 +156,7 @@ class UpscaleButton(_ImageButton, discord.ui.DynamicItem[discord.ui.Button[Any]]
     action, default_label, emoji = "upscale", "Upscale 4K", "\N{LEFT-POINTING MAGNIFYING GLASS}"
 
 
-class ImagePicker(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"sd:pick:{JOB}"):
+class ImagePicker(_JobItem, discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"sd:pick:{JOB}"):
     """A select listing the images of one message of a set; choosing one offers Edit and Upscale for it."""
 
     def __init__(self, job_id: str, indices: Sequence[int] = (), *, row: int | None = None) -> None:
@@ -162,11 +166,6 @@ class ImagePicker(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"sd
             options=options or [discord.SelectOption(label="Image", value="0")], row=row,
         ))
         self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> Self:
-        return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         data: dict[str, Any] = dict(interaction.data or {})

@@ -71,6 +71,8 @@ jobs = sa.Table(
 )
 
 # Revision 0002.
+# The quota tables look alike on purpose: one row per guild, role or member of a guild, each
+# with its own limit columns; a shared helper would hide the schema a reader comes here to see.
 quota_guilds = sa.Table(
     "quota_guilds",
     metadata,

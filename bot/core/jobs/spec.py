@@ -6,6 +6,7 @@ where its reference images came from, so Reroll can fetch them again after any r
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +27,7 @@ class StoredReference:
     channel_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "message_id": self.message_id,
-            "channel_id": self.channel_id,
-            "attachment_id": self.attachment_id,
-            "filename": self.filename,
-            "url": self.url,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> StoredReference:
@@ -62,14 +57,7 @@ class StoredRequest:
         return len(self.references) >= self.reference_count
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "size": self.size,
-            "count": self.count,
-            "watermark": self.watermark,
-            "reference_count": self.reference_count,
-            "references": [reference.to_json() for reference in self.references],
-        }
+        return {**dataclasses.asdict(self), "references": [reference.to_json() for reference in self.references]}
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> StoredRequest:
