@@ -463,11 +463,6 @@ class SlowQueuedTarget(RecordingTarget):
         await super().progress(job, progress)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "JobRunner._report_positions walks a snapshot of the waiting list and awaits each target in "
-    "turn; a job that starts while an earlier report is in flight is still sent its old "
-    "Progress('queued') after its 'generating' report, so its status shows a queue position "
-    "while it runs"))
 async def test_a_job_that_has_started_is_never_sent_a_queue_position_again(make_harness) -> None:
     h = make_harness(concurrency=1, per_user_limit=1)
     await h.submit(ALICE, "a1")

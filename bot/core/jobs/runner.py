@@ -40,12 +40,13 @@ class QuotaGate(Protocol):
     async def release(self, job_id: str, reason: str, *, conn: AsyncConnection | None = None) -> None: ...
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiting:
     job: JobRecord
     spec: JobSpec
     target: DeliveryTarget
     done: asyncio.Future[JobOutcome]
+    started: bool = False
 
 
 class JobRunner:
@@ -101,6 +102,7 @@ class JobRunner:
                 index += 1
                 continue
             self._waiting.pop(index)
+            entry.started = True
             self._running[entry.spec.requester_id] = self._running.get(entry.spec.requester_id, 0) + 1
             self._running_total += 1
             task = asyncio.create_task(self._run(entry), name=f"job-{entry.job.id}")
@@ -108,7 +110,13 @@ class JobRunner:
             task.add_done_callback(self._tasks.discard)
 
     async def _report_positions(self) -> None:
-        for position, entry in enumerate(list(self._waiting), start=1):
+        # Each report awaits Discord, so the queue can move meanwhile: skip a job that has started
+        # since (it must never be shown a queue position again).
+        position = 0
+        for entry in list(self._waiting):
+            if entry.started:
+                continue
+            position += 1
             await _quietly(entry.target.progress(entry.job, Progress("queued", position=position)))
 
     async def _run(self, entry: _Waiting) -> None:
