@@ -1,6 +1,6 @@
 """Per-member image quotas: reserve at submit, commit on delivery, release on failure.
 
-`QuotaService` is the entry point; `service.py` documents the arithmetic.
+`QuotaService` is the entry point; `reservations.py` documents the arithmetic.
 """
 
 from bot.core.quota.errors import MemberBlocked, QuotaError, QuotaExceeded, ServerCapReached

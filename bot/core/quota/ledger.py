@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.rows import from_row
 from bot.storage.tables import quota_ledger, quota_reservations
 
 ledger = quota_ledger
@@ -69,19 +70,7 @@ class LedgerEntry:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> LedgerEntry:
-        return cls(
-            id=row["id"],
-            guild_id=row["guild_id"],
-            user_id=row["user_id"],
-            kind=LedgerKind(row["kind"]),
-            amount=row["amount"],
-            job_id=row["job_id"],
-            moderator_id=row["moderator_id"],
-            reason=row["reason"],
-            detail=dict(row["detail"] or {}),
-            created_at=row["created_at"],
-            effective_at=row["effective_at"],
-        )
+        return from_row(cls, row, kind=LedgerKind(row["kind"]), detail=dict(row["detail"] or {}))
 
     def describe(self) -> str:
         """One plain line for the audit channel and ledger reviews (no mentions, no markup)."""

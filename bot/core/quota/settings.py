@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.core.quota.periods import Period
+from bot.storage.rows import from_row
 from bot.storage.tables import quota_guilds, quota_members, quota_roles
 
 
@@ -33,14 +34,7 @@ class GuildRow:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> GuildRow:
-        return cls(
-            guild_id=row["guild_id"],
-            default_limit=row["default_limit"],
-            period=Period(row["period"]) if row["period"] else None,
-            server_cap=row["server_cap"],
-            audit_channel_id=row["audit_channel_id"],
-            moderator_role_id=row["moderator_role_id"],
-        )
+        return from_row(cls, row, period=Period(row["period"]) if row["period"] else None)
 
 
 @dataclass(frozen=True)
