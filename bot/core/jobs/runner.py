@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -162,6 +162,9 @@ class JobRunner:
         except Exception:
             log.exception("job %s: unexpected error while generating", job.id)
             error = SeedreamError()
+        except asyncio.CancelledError:  # shutdown: the row stays unfinished and is settled at the next start
+            sender.cancel()
+            raise
         await sender.close()
         return await self._settle(job, target, sender, failures, error, started)
 
@@ -216,23 +219,25 @@ class JobRunner:
 
 
 
+@dataclass(eq=False)
 class _BatchSender:
     """Posts images as they arrive; images that arrive while a post is in flight share the next one."""
 
-    def __init__(self, runner: JobRunner, job: JobRecord, target: DeliveryTarget, total: int, started: float):
-        self._runner = runner
-        self._job = job
-        self._target = target
-        self._total = total
-        self._started = started
-        self._pending: list[GeneratedImage] = []
-        self._wakeup = asyncio.Event()
-        self._closing = False
-        self.received = 0
-        self.delivered = 0
-        self.lost = 0  # generated but not postable: reported to the member, never silent
-        self.message_ids: list[int] = []
-        self.images: list[dict[str, Any]] = []
+    _runner: JobRunner
+    _job: JobRecord
+    _target: DeliveryTarget
+    _total: int
+    _started: float
+    received: int = 0
+    delivered: int = 0
+    lost: int = 0  # generated but not postable: reported to the member, never silent
+    message_ids: list[int] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+    _pending: list[GeneratedImage] = field(default_factory=list)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: bool = False
+
+    def __post_init__(self) -> None:
         self._task = asyncio.create_task(self._loop())
 
     def add(self, image: GeneratedImage) -> None:
@@ -269,6 +274,9 @@ class _BatchSender:
             self.message_ids.extend(message_ids)
             self.images.extend(_describe(file) for file in files)
             self.delivered += len(files)
+
+    def cancel(self) -> None:
+        self._task.cancel()
 
     async def close(self) -> None:
         self._closing = True

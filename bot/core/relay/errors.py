@@ -47,6 +47,8 @@ class AuthenticationFailed(SeedreamError):
     user_message = "The bot's image-service key was rejected. Please tell the bot's owner."
 
 
+# ContentBlocked and RateLimited each add one typed detail to the base error; their __init__s
+# look alike on purpose (a shared **details parameter would lose the types).
 class RateLimited(SeedreamError):
     user_message = "The image service is busy right now. Please try again in a moment."
     retryable = True
