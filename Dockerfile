@@ -1,14 +1,20 @@
+# syntax=docker/dockerfile:1
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements ./requirements
 COPY bot ./bot
 COPY cogs ./cogs
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Wheels for the bot and every pinned dependency (PostgreSQL driver included).
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -c requirements/constraints.txt '.[postgres]'
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 seedream
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+# Installed from a bind mount of the build stage, so the wheels never become a layer of their own.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    --mount=type=bind,from=build,source=/src/requirements,target=/requirements \
+    pip install --no-cache-dir --no-index --find-links /wheels -c /requirements/constraints.txt \
+        'seedream-discord-bot[postgres]'
 WORKDIR /app
 RUN mkdir -p /app/data && chown seedream:seedream /app/data
 USER seedream

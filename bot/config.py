@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -86,6 +87,8 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
+        if value.startswith("postgres") and importlib.util.find_spec("asyncpg") is None:
+            raise ValueError("needs the PostgreSQL driver: install the bot with its `postgres` extra")
         return value
 
 
