@@ -18,10 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.core.clock import utcnow
 from bot.core.jobs.naming import new_job_id
 from bot.core.jobs.spec import StoredRequest
 from bot.storage.database import Database
-from bot.storage.tables import jobs, utcnow
+from bot.storage.tables import jobs
 
 ID_ATTEMPTS = 5
 

@@ -13,11 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 
-def utcnow() -> datetime:
-    """The current time as a timezone-aware UTC datetime."""
-    return datetime.now(UTC)
-
-
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both backends.
 

@@ -43,3 +43,16 @@ def test_importing_the_whole_core_loads_no_discord_module():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_sql_lives_in_storage_not_in_the_core():
+    """The core may hold a connection (to join a transaction) but builds no statement itself."""
+    allowed = {"sqlalchemy.ext.asyncio"}  # AsyncConnection, as a type
+    offenders = {
+        f"{path.relative_to(CORE.parent.parent)}: {name}"
+        for path in CORE.rglob("*.py")
+        for name in imported_modules(path)
+        if ((name == "sqlalchemy" or name.startswith("sqlalchemy.")) and name not in allowed)
+        or name == "bot.storage.tables"
+    }
+    assert sorted(offenders) == []

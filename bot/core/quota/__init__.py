@@ -4,12 +4,11 @@
 """
 
 from bot.core.quota.errors import MemberBlocked, QuotaError, QuotaExceeded, ServerCapReached
-from bot.core.quota.ledger import LedgerEntry, LedgerKind, ReservationState
 from bot.core.quota.limits import LimitSource
 from bot.core.quota.periods import Period
 from bot.core.quota.service import DIRECT_MESSAGES, QuotaService, Reservation
-from bot.core.quota.settings import GuildQuotaSettings
-from bot.core.quota.status import QuotaStatus
+from bot.core.quota.status import GuildQuotaSettings, QuotaStatus
+from bot.storage.quota_ledger import LedgerEntry, LedgerKind, ReservationState
 
 __all__ = [
     "DIRECT_MESSAGES",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bot.core.clock import utcnow
 from bot.core.quota.limits import check_limit
 from bot.core.quota.periods import Period
-from bot.core.quota.settings import GuildRow
 from bot.storage.database import Database
-from bot.storage.tables import utcnow
+from bot.storage.quota_settings import GuildRow
 
 
 class QuotaBase:
@@ -33,4 +33,4 @@ class QuotaBase:
 
     def _period(self, guild: GuildRow) -> Period:
         """The guild's period, else the bot's default."""
-        return guild.period or self._default_period
+        return Period(guild.period) if guild.period else self._default_period

@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.core.quota import ledger
 from bot.core.quota.base import QuotaBase
-from bot.core.quota.ledger import LedgerEntry, LedgerKind
 from bot.core.quota.limits import check_limit
 from bot.core.quota.periods import Period
-from bot.core.quota.settings import GuildQuotaSettings, lock_role, read_guild, read_member, read_roles
-from bot.storage.tables import quota_guilds, quota_members, quota_roles
+from bot.core.quota.status import GuildQuotaSettings
+from bot.storage import quota_ledger as ledger
+from bot.storage import quota_settings as settings
+from bot.storage.quota_ledger import LedgerEntry, LedgerKind
+from bot.storage.quota_settings import lock_role, read_guild, read_member, read_roles
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,6 @@ class _Change:
             moderator_id=self.moderator_id, reason=self.reason, detail=detail, now=self.now,
         )
 
-    async def update(self, table: sa.Table, key: Mapping[str, int], **values: Any) -> None:
-        """Set `values` on the guild's row of `table` that `key` names, stamping `updated_at`."""
-        where = [table.c.guild_id == self.guild_id, *(table.c[name] == value for name, value in key.items())]
-        await self.conn.execute(table.update().where(*where).values(updated_at=self.now, **values))
-
 
 class QuotaModeration(QuotaBase):
     """Moderators' settings and adjustments, and reading them back."""
@@ -56,7 +51,7 @@ class QuotaModeration(QuotaBase):
         return GuildQuotaSettings(
             guild_id=guild_id,
             default_limit=guild.default_limit,
-            period=guild.period,
+            period=Period(guild.period) if guild.period else None,
             effective_period=self._period(guild),
             global_default_limit=self._global_default,
             server_cap=guild.server_cap,
@@ -182,7 +177,7 @@ async def _change_member(
 ) -> None:
     """Update the member's row and record it, with the previous value of `field`."""
     member = await read_member(change.conn, change.guild_id, user_id, lock=True)
-    await change.update(quota_members, {"user_id": user_id}, **values)
+    await settings.update_member(change.conn, change.guild_id, user_id, change.now, **values)
     await change.record(kind, user_id=user_id, amount=amount, detail={"previous": getattr(member, field)})
 
 
@@ -198,7 +193,7 @@ async def _change_role(
 ) -> None:
     """Update one role rule and record it, with the previous value of `field`."""
     role = await lock_role(change.conn, change.guild_id, role_id)
-    await change.update(quota_roles, {"role_id": role_id}, **values)
+    await settings.update_role(change.conn, change.guild_id, role_id, change.now, **values)
     previous = getattr(role, field)
     await change.record(kind, amount=amount, detail={"role_id": role_id, **(detail or {}), "previous": previous})
 
@@ -207,5 +202,5 @@ async def _change_guild(change: _Change, kind: LedgerKind, amount: int | None, *
     """Update the guild's settings row and record the new values beside the previous ones."""
     guild = await read_guild(change.conn, change.guild_id, lock=True)
     previous = {name: getattr(guild, name) for name in values}
-    await change.update(quota_guilds, {}, **values)
+    await settings.update_guild(change.conn, change.guild_id, change.now, **values)
     await change.record(kind, amount=amount, detail={**values, "previous": previous})

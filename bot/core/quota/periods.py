@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from bot.storage.tables import utcnow
+from bot.core.clock import utcnow
 
 __all__ = ["Period", "month_window", "utcnow"]
 

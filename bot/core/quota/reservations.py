@@ -35,45 +35,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.core.quota import ledger
 from bot.core.quota.base import QuotaBase
 from bot.core.quota.errors import MemberBlocked, QuotaExceeded, ServerCapReached
-from bot.core.quota.ledger import LedgerEntry, LedgerKind, ReservationState
 from bot.core.quota.limits import resolve_limit
 from bot.core.quota.periods import month_window
-from bot.core.quota.settings import GuildRow, MemberRow, read_guild, read_member, read_roles
 from bot.core.quota.status import QuotaStatus
-from bot.storage.rows import from_row
-from bot.storage.tables import quota_reservations
+from bot.storage import quota_ledger as ledger
+from bot.storage import quota_reservations as reservations
+from bot.storage.quota_ledger import LedgerEntry, LedgerKind, ReservationState
+from bot.storage.quota_reservations import Reservation
+from bot.storage.quota_settings import GuildRow, MemberRow, read_guild, read_member, read_roles
 
 log = logging.getLogger(__name__)
-
-reservations = quota_reservations
-
-
-@dataclass(frozen=True)
-class Reservation:
-    job_id: str
-    guild_id: int
-    user_id: int
-    images: int
-    charged: int
-    state: ReservationState
-    reserved_at: datetime
-    expires_at: datetime
-    settled_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> Reservation:
-        return from_row(cls, row, state=ReservationState(row["state"]))
 
 
 class QuotaReservations(QuotaBase):
@@ -145,7 +123,7 @@ class QuotaReservations(QuotaBase):
 
     async def reservation(self, job_id: str) -> Reservation | None:
         async with self._db.engine.connect() as conn:
-            return await self._reservation_row(conn, job_id)
+            return await reservations.find(conn, job_id)
 
     async def history(self, guild_id: int, user_id: int, limit: int = 20) -> list[LedgerEntry]:
         """The member's ledger rows, newest first: what explains their numbers."""
@@ -194,7 +172,7 @@ class QuotaReservations(QuotaBase):
                 expires_at=now + self._ttl,
                 settled_at=None,
             )
-            await conn.execute(reservations.insert().values({**dataclasses.asdict(held), "state": held.state.value}))
+            await reservations.insert(conn, held)
             await self._record_job(conn, held, LedgerKind.RESERVE, images, None, now)
             remaining = None if status.remaining is None else status.remaining - images
             return dataclasses.replace(
@@ -206,7 +184,7 @@ class QuotaReservations(QuotaBase):
 
     async def _held_already(self, conn: AsyncConnection, job_id: str, guild_id: int, user_id: int) -> bool:
         """True if this member's reservation for the job is live; raise if the job has another one."""
-        existing = await self._reservation_row(conn, job_id)
+        existing = await reservations.find(conn, job_id)
         if existing is None:
             return False
         if existing.state is ReservationState.LIVE and (existing.guild_id, existing.user_id) == (guild_id, user_id):
@@ -225,7 +203,7 @@ class QuotaReservations(QuotaBase):
                 return  # settled already
             charged = min(max(produced, 0), found.images)
             returned = 0 if found.state is ReservationState.EXPIRED else found.images - charged
-            await self._settle(conn, found, ReservationState.COMMITTED, now, charged=charged)
+            await reservations.settle(conn, found.job_id, ReservationState.COMMITTED, now, charged=charged)
             if found.state is ReservationState.EXPIRED:
                 log.warning("job %s delivered %d images after its reservation expired", job_id, charged)
                 why = "delivered after the reservation had expired"
@@ -244,65 +222,33 @@ class QuotaReservations(QuotaBase):
             found = await self._lock_reservation(conn, job_id)
             if found is None or found.state is not ReservationState.LIVE:
                 return
-            await self._settle(conn, found, ReservationState.RELEASED, now)
+            await reservations.settle(conn, found.job_id, ReservationState.RELEASED, now)
             await self._record_job(conn, found, LedgerKind.RELEASE, found.images, reason, now)
 
     async def settle_expired(self) -> list[str]:
         """Write off reservations past their expiry (the job crashed or hung); their job ids."""
         now = self._clock()
         async with self._db.engine.connect() as conn:
-            candidates = (
-                (
-                    await conn.execute(
-                        sa.select(reservations.c.job_id)
-                        .where(
-                            reservations.c.state == ReservationState.LIVE.value,
-                            reservations.c.expires_at <= now,
-                        )
-                        .order_by(reservations.c.expires_at)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            candidates = await reservations.expired_job_ids(conn, now)
         settled = []
         for job_id in candidates:
             async with self._db.transaction() as conn:
                 found = await self._lock_reservation(conn, job_id)
                 if found is None or found.state is not ReservationState.LIVE or found.expires_at > now:
                     continue
-                await self._settle(conn, found, ReservationState.EXPIRED, now)
+                await reservations.settle(conn, found.job_id, ReservationState.EXPIRED, now)
                 why = f"not settled within {self._ttl}"
                 await self._record_job(conn, found, LedgerKind.EXPIRE, found.images, why, now)
                 settled.append(job_id)
         return settled
 
-    async def _reservation_row(
-        self, conn: AsyncConnection, job_id: str, *, lock: bool = False
-    ) -> Reservation | None:
-        query = sa.select(reservations).where(reservations.c.job_id == job_id)
-        if lock:
-            query = query.with_for_update()
-        row = (await conn.execute(query)).mappings().first()
-        return Reservation.from_row(row) if row is not None else None
-
     async def _lock_reservation(self, conn: AsyncConnection, job_id: str) -> Reservation | None:
         """The reservation, with its member's row locked first (the same order `reserve` uses)."""
-        found = await self._reservation_row(conn, job_id)
+        found = await reservations.find(conn, job_id)
         if found is None or conn.dialect.name == "sqlite":  # SQLite: the transaction locks the database
             return found
         await read_member(conn, found.guild_id, found.user_id, lock=True)
-        return await self._reservation_row(conn, job_id, lock=True)
-
-    @staticmethod
-    async def _settle(
-        conn: AsyncConnection, found: Reservation, state: ReservationState, now: datetime, *, charged: int = 0
-    ) -> None:
-        await conn.execute(
-            reservations.update()
-            .where(reservations.c.job_id == found.job_id)
-            .values(state=state.value, charged=charged, settled_at=now)
-        )
+        return await reservations.find(conn, job_id, lock=True)
 
     @staticmethod
     async def _record_job(

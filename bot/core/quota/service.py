@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 from bot.core.quota.moderation import QuotaModeration
-from bot.core.quota.reservations import QuotaReservations, Reservation
+from bot.core.quota.reservations import QuotaReservations
+from bot.storage.quota_reservations import Reservation
 
 __all__ = ["DIRECT_MESSAGES", "QuotaService", "Reservation"]
 

@@ -1,8 +1,9 @@
-"""What `/quota show` displays: one member's numbers in the current window."""
+"""What `/quota show` displays (one member's numbers in the current window), and a guild's settings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.core.quota.limits import LimitSource
@@ -45,3 +46,19 @@ class QuotaStatus:
         if self.server_cap is None:
             return None
         return max(0, self.server_cap - self.server_used - self.server_reserved)
+
+
+@dataclass(frozen=True)
+class GuildQuotaSettings:
+    """Everything a guild has configured (limits, roles, cap, audit channel, moderator role)."""
+
+    guild_id: int
+    default_limit: int | None  # None: the global default applies
+    period: Period | None  # None: the bot's default period applies
+    effective_period: Period
+    global_default_limit: int | None  # None: unlimited
+    server_cap: int | None
+    audit_channel_id: int | None
+    moderator_role_id: int | None
+    role_limits: Mapping[int, int] = field(default_factory=dict)
+    exempt_roles: frozenset[int] = frozenset()

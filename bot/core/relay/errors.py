@@ -8,16 +8,21 @@ from bot.core.errors import UserFacingError
 
 
 class SeedreamError(UserFacingError):
-    """Base class. `user_message` is friendly and never contains secrets."""
+    """Base class. `user_message` is friendly and never contains secrets.
+
+    `retry_after` is the relay's own hint (its `Retry-After`), which any error may carry.
+    """
 
     user_message = "The image service failed. Please try again later."
     retryable = False
 
     def __init__(
-        self, user_message: str | None = None, *, code: str | None = None, status: int | None = None
+        self, user_message: str | None = None, *, code: str | None = None, status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.code = code
         self.status = status
+        self.retry_after = retry_after
         shown = user_message or type(self).user_message
         super().__init__(shown, log_message=shown if code is None else f"{code}: {shown}")
 
@@ -47,16 +52,9 @@ class AuthenticationFailed(SeedreamError):
     user_message = "The bot's image-service key was rejected. Please tell the bot's owner."
 
 
-# ContentBlocked and RateLimited each add one typed detail to the base error; their __init__s
-# look alike on purpose (a shared **details parameter would lose the types).
 class RateLimited(SeedreamError):
     user_message = "The image service is busy right now. Please try again in a moment."
     retryable = True
-
-    def __init__(self, user_message: str | None = None, *, retry_after: float | None = None,
-                 code: str | None = None, status: int | None = None):
-        self.retry_after = retry_after
-        super().__init__(user_message, code=code, status=status)
 
 
 class QuotaExhausted(SeedreamError):

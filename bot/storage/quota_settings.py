@@ -1,4 +1,4 @@
-"""Guild, role and member quota settings: reading them, and locking their rows.
+"""Guild, role and member quota settings: reading, locking and updating their rows.
 
 Locking is how reservations stay atomic on PostgreSQL: a writer first makes sure the row
 exists (`INSERT … ON CONFLICT DO NOTHING`) and then takes it with `SELECT … FOR UPDATE`, so
@@ -10,7 +10,8 @@ rendered. Lock order, to avoid deadlocks: member row, then guild row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.core.quota.periods import Period
 from bot.storage.rows import from_row
 from bot.storage.tables import quota_guilds, quota_members, quota_roles
 
@@ -27,14 +27,14 @@ from bot.storage.tables import quota_guilds, quota_members, quota_roles
 class GuildRow:
     guild_id: int
     default_limit: int | None = None
-    period: Period | None = None
+    period: str | None = None  # a `Period` value; the core turns it into one
     server_cap: int | None = None
     audit_channel_id: int | None = None
     moderator_role_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> GuildRow:
-        return from_row(cls, row, period=Period(row["period"]) if row["period"] else None)
+        return from_row(cls, row)
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,6 @@ class RoleRow:
     role_id: int
     limit: int | None
     exempt: bool
-
-
-@dataclass(frozen=True)
-class GuildQuotaSettings:
-    """Everything a guild has configured (limits, roles, cap, audit channel, moderator role)."""
-
-    guild_id: int
-    default_limit: int | None  # None: the global default applies
-    period: Period | None  # None: the bot's default period applies
-    effective_period: Period
-    global_default_limit: int | None  # None: unlimited
-    server_cap: int | None
-    audit_channel_id: int | None
-    moderator_role_id: int | None
-    role_limits: Mapping[int, int] = field(default_factory=dict)
-    exempt_roles: frozenset[int] = frozenset()
 
 
 async def ensure_row(conn: AsyncConnection, table: sa.Table, **key: int) -> None:
@@ -128,3 +112,24 @@ async def lock_role(conn: AsyncConnection, guild_id: int, role_id: int) -> RoleR
     )
     row = (await conn.execute(query)).one()
     return RoleRow(role_id, row.image_limit, bool(row.exempt))
+
+
+async def update_guild(conn: AsyncConnection, guild_id: int, now: datetime, **values: Any) -> None:
+    await _update(conn, quota_guilds, [quota_guilds.c.guild_id == guild_id], now, values)
+
+
+async def update_member(conn: AsyncConnection, guild_id: int, user_id: int, now: datetime, **values: Any) -> None:
+    where = [quota_members.c.guild_id == guild_id, quota_members.c.user_id == user_id]
+    await _update(conn, quota_members, where, now, values)
+
+
+async def update_role(conn: AsyncConnection, guild_id: int, role_id: int, now: datetime, **values: Any) -> None:
+    where = [quota_roles.c.guild_id == guild_id, quota_roles.c.role_id == role_id]
+    await _update(conn, quota_roles, where, now, values)
+
+
+async def _update(
+    conn: AsyncConnection, table: sa.Table, where: list[sa.ColumnElement[bool]], now: datetime, values: dict[str, Any]
+) -> None:
+    """Set `values` on the rows `where` selects, stamping `updated_at`."""
+    await conn.execute(table.update().where(*where).values(updated_at=now, **values))
