@@ -6,7 +6,8 @@
 The bot runs as its own process (`python -m bot`, as in production) against a fake Discord and a
 fake relay served from this process. Prints acknowledgement latency (dispatch of the interaction
 to the bot's defer reaching Discord; p50/p99), the makespan (first dispatch to the last job's
-summary) divided by the relay's latency, and the bot's peak memory. Targets: 100 requests with a
+summary) divided by the relay's latency, how long after its command each relay call started, the
+bot's CPU time per job (start-up excluded) and its peak memory. Targets: 100 requests with a
 2 s relay acknowledge within 300 ms p99 and finish within 1.2x of 2 s when RELAY_CONCURRENCY
 allows them all. `--in-process` runs the bot in this process instead (pessimistic: the fakes
 then share its event loop and core).
@@ -59,6 +60,11 @@ class PeakMemory:
         self._thread.join()
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -103,7 +109,9 @@ async def run(requests: int, relay_latency: float, concurrency: int, database_ur
             }
             launcher = bot_in_this_process if in_process else bot_process
             async with launcher(fake, settings) as pid:
-                baseline = psutil.Process(pid).memory_info().rss
+                bot = psutil.Process(pid)
+                baseline = bot.memory_info().rss
+                cpu_before = cpu_seconds(bot)
                 with PeakMemory(pid) as memory:
                     started = time.monotonic()
                     interactions = await asyncio.gather(
@@ -118,8 +126,12 @@ async def run(requests: int, relay_latency: float, concurrency: int, database_ur
 
                     await fake.wait_for(all_done, timeout=120, what="every job to finish")
                     makespan = time.monotonic() - started
+                cpu_used = cpu_seconds(bot) - cpu_before
                 acks = [(i.callback.at - i.dispatched_at) * 1000 for i in interactions if i.callback]
                 failed = sum(any(m.content.startswith("❌") for m in i.messages) for i in interactions)
+                arrived = {r.body["prompt"]: r.at for r in relay.requests if isinstance(r.body, dict)}
+                relay_starts = [(arrived[f"benchmark {n}"] - i.dispatched_at) * 1000
+                                for n, i in enumerate(interactions) if f"benchmark {n}" in arrived]
 
     backend = "PostgreSQL" if database_url else "SQLite"
     where = "in the benchmark's process" if in_process else "in its own process"
@@ -128,6 +140,10 @@ async def run(requests: int, relay_latency: float, concurrency: int, database_ur
     print(f"acknowledged             {len(acks)}/{requests}, failed jobs {failed}")
     print(f"ack latency p50 / p99    {statistics.median(acks):.1f} ms / {percentile(acks, 0.99):.1f} ms")
     print(f"makespan                 {makespan:.2f} s = {makespan / relay_latency:.2f} x relay latency")
+    print(f"relay call after command p50 / max {statistics.median(relay_starts):.0f} ms / "
+          f"{max(relay_starts):.0f} ms")
+    print(f"bot CPU per job          {cpu_used / requests * 1000:.1f} ms"
+          + (" (includes the fakes: --in-process)" if in_process else ""))
     print(f"bot peak memory          {memory.peak / 2**20:.0f} MiB "
           f"(+{(memory.peak - baseline) / 2**20:.0f} MiB during the run)")
 

@@ -107,6 +107,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any = None  # parsed JSON, or None when the body was not JSON
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
