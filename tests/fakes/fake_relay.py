@@ -1,6 +1,6 @@
 """A loopback fake of the Seedream relay (`POST /v1/images/generations`) for tests.
 
-It speaks the real shapes (shared/reference/seedream-api.md §5-§7): Ark error envelopes, `data[]` items that
+It speaks the real shapes: Ark error envelopes, `data[]` items that
 are an image or a per-image `error`, SSE `image_generation.*` frames ending in
 `data: [DONE]`, result URLs served from `/assets/<id>.jpeg` on the same server. Images are
 real JPEG bytes from Pillow, made in a thread. Scripted faults let tests drive every path:

@@ -1,4 +1,4 @@
-"""Size parsing, presets and autocomplete follow the Seedream 4.0 rules (shared/reference/seedream-api.md §3)."""
+"""Size parsing, presets and autocomplete follow the Seedream 4.0 rules."""
 
 from __future__ import annotations
 

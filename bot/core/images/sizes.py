@@ -1,6 +1,6 @@
 """Seedream 4.0 output sizes: parsing what a member typed, presets and autocomplete.
 
-Rules (shared/reference/seedream-api.md §3.1): a tier keyword `1K`/`2K`/`4K`, or `WxH` whose pixel count
+Rules (Seedream 4.0 API reference, `size`): a tier keyword `1K`/`2K`/`4K`, or `WxH` whose pixel count
 lies in [921 600, 16 777 216] and whose aspect ratio lies in [1:16, 16:1]. The limit is on
 the product, so `1600x600` is valid while `800x800` is not.
 """
@@ -37,7 +37,7 @@ class InvalidSize(InvalidRequest):
         super().__init__(message, code="InvalidSize")
 
 
-# Ratio presets from the official 4.0 reference table (shared/reference/seedream-api.md §3.2). Every 4K
+# Ratio presets from the official 4.0 reference table (Seedream 4.0 API reference, recommended sizes). Every 4K
 # entry was checked against the rules: 4096x4096 sits exactly on the pixel cap, and
 # 5504x3040 (16,732,160 px), 4704x3520 (16,558,080 px) and 6240x2656 (16,573,440 px) are
 # all under it, so no entry needed replacing. tests/seedream/test_sizes.py re-checks them.

@@ -1,6 +1,6 @@
 """Turn relay error bodies into typed SeedreamErrors with friendly, secret-free messages.
 
-Order of evidence (shared/reference/seedream-api.md §7.3): the error `code` (the outer one, then one nested
+Order of evidence: the error `code` (the outer one, then one nested
 as JSON inside the message, as some relays do), then well-known message substrings, then
 the HTTP status. Upstream Ark envelopes (`{"error":{"code","message","param","type"}}`),
 new-api/one-api envelopes (`{"error":{"message","type","code"}}`), bare
