@@ -3,8 +3,7 @@
 REST lives under `/api/v10`, the gateway at `/gw`, attachment bytes at `/cdn/...`. The fake
 keeps a small world (`DiscordState`), records every request, enforces the limits a bot trips
 over in production (files per message, per-file size, 3 s acknowledgement, 15 min tokens,
-double acknowledgement) and can inject faults. See
-/work/shared/reference/discord-platform.md B.4 for the verified protocol notes.
+double acknowledgement) and can inject faults, as Discord's API documentation describes them.
 """
 
 # Waiting helpers take a `timeout` on purpose: tests read better as `wait_for(..., timeout=2)`.
