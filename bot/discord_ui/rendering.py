@@ -57,11 +57,9 @@ def source_url(job: JobRecord) -> str | None:
     """The jump link to the message a derived job (edit, upscale, reroll…) came from."""
     if job.source_message_id is None or job.channel_id is None:
         return None
-    return message_url(job.guild_id, job.channel_id, job.source_message_id)
-
-
-def message_url(guild_id: int | None, channel_id: int, message_id: int) -> str:
-    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+    # `Message.jump_url` needs a message object; a stored job has its ids only, so the same
+    # link is spelled out here (discord.py builds it the same way).
+    return f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{job.source_message_id}"
 
 
 def outcome_text(outcome: JobOutcome) -> str:
