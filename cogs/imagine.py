@@ -35,7 +35,7 @@ class Imagine(commands.Cog):
         interaction: discord.Interaction[SeedreamBot],
         prompt: str,
         size: str | None = None,
-        count: app_commands.Range[int, 1, 15] = 1,
+        count: app_commands.Range[int, 1, 15] | None = None,
         watermark: bool | None = None,
         reference: discord.Attachment | None = None,
     ) -> None:

@@ -22,6 +22,7 @@ from discord.ext import commands
 from bot.core.errors import UserFacingError
 from bot.core.images.sizes import upscale_size
 from bot.core.jobs.naming import image_index
+from bot.core.jobs.preferences import MemberPreferences
 from bot.core.jobs.requests import build_request
 from bot.core.jobs.spec import StoredReference
 from bot.core.relay.models import GenerationRequest
@@ -123,10 +124,11 @@ class Results(commands.Cog, name=RESULTS_COG):
     async def submit_edit(self, interaction: discord.Interaction[Any], job: JobRecord, index: int,
                           source_message_id: int, prompt: str, size: str | None) -> None:
         async with answering(interaction, "the Edit modal"):
-            size = size or job.request.size or None
-            # Prompt and size are checked before anything is downloaded.
+            # Prompt and size are checked before anything is downloaded. What the form and the prompt's
+            # flags leave open is the original's (its size and watermark).
+            original = MemberPreferences(size=job.request.size or None, watermark=job.request.watermark)
             planned = build_request(self.bot.settings, prompt=prompt, requester_id=interaction.user.id,
-                                    size=size, watermark=job.request.watermark)
+                                    size=size, preferences=original)
             await interaction.response.defer(thinking=True)
             source = await self._source_message(interaction, source_message_id)
             request, references = await self._with_image(planned, source, job, index)

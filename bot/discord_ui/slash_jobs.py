@@ -27,7 +27,7 @@ async def generate(
     prompt: str,
     attachments: Sequence[discord.Attachment] = (),
     size: str | None = None,
-    count: int = 1,
+    count: int | None = None,
     watermark: bool | None = None,
 ) -> None:
     """/imagine and /blend: check the options, acknowledge, then run the job with these uploads."""
