@@ -25,10 +25,11 @@ from bot.discord_ui.rendering import quota_note
 from bot.discord_ui.tree import SeedreamTree
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobStore
+from bot.storage.member_preferences import PreferenceStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results", "cogs.show")
+EXTENSIONS = ("cogs.imagine", "cogs.prefer", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results", "cogs.show")
 
 
 class SeedreamBot(commands.Bot):
@@ -40,6 +41,7 @@ class SeedreamBot(commands.Bot):
     relay: SeedreamClient
     runner: JobRunner
     quota: QuotaService
+    preferences: PreferenceStore
     job_service: JobService
 
     def __init__(self, settings: Settings) -> None:
@@ -69,6 +71,7 @@ class SeedreamBot(commands.Bot):
         self.database = Database(settings.database_url)
         await self.database.migrate()
         self.jobs = JobStore(self.database)
+        self.preferences = PreferenceStore(self.database)
         self.quota = QuotaService(
             self.database,
             global_default_limit=settings.quota_default_limit,

@@ -92,7 +92,8 @@ class Edit(commands.Cog):
     async def submit_edit(self, interaction: discord.Interaction[Any], target: discord.Message,
                           sources: list[ReferenceSource], prompt: str, size: str | None) -> None:
         request = plan_request(self.bot.settings, prompt=prompt, requester_id=interaction.user.id,
-                               sources=sources, size=size)
+                               sources=sources, size=size,
+                               preferences=await self.bot.preferences.get(interaction.user.id))
         await interaction.response.defer(thinking=True)
         await run_slash_job(interaction, kind="edit", request=request, sources=sources, source_message_id=target.id)
 
@@ -144,7 +145,8 @@ class Edit(commands.Cog):
         if not prompt:
             raise UserFacingError(ASK_FOR_PROMPT)
         sources = replied_sources + message_sources(message)
-        request = plan_request(self.bot.settings, prompt=prompt, requester_id=message.author.id, sources=sources)
+        request = plan_request(self.bot.settings, prompt=prompt, requester_id=message.author.id, sources=sources,
+                               preferences=await self.bot.preferences.get(message.author.id))
         with contextlib.suppress(discord.HTTPException):
             await message.channel.typing()  # while the images download
         request, references = await attach_references(request, sources,

@@ -40,6 +40,7 @@ async def generate(
         size=size,
         count=count,
         watermark=watermark,
+        preferences=await interaction.client.preferences.get(interaction.user.id),
     )
     await interaction.response.defer(thinking=True)
     await run_slash_job(interaction, kind=kind, request=request, sources=sources)
