@@ -32,6 +32,7 @@ from bot.discord_ui.attachments import (
     message_sources,
     plan_request,
 )
+from bot.discord_ui.confirm import confirm_and_defer
 from bot.discord_ui.edit_modal import EditPromptModal
 from bot.discord_ui.message_target import reply_to
 from bot.discord_ui.replies import explain
@@ -94,8 +95,9 @@ class Edit(commands.Cog):
         request = plan_request(self.bot.settings, prompt=prompt, requester_id=interaction.user.id,
                                sources=sources, size=size,
                                preferences=await self.bot.preferences.get(interaction.user.id))
-        await interaction.response.defer(thinking=True)
-        await run_slash_job(interaction, kind="edit", request=request, sources=sources, source_message_id=target.id)
+        asked = await confirm_and_defer(interaction, request.count)
+        if asked is not None:
+            await run_slash_job(asked, kind="edit", request=request, sources=sources, source_message_id=target.id)
 
     # -- replies ------------------------------------------------------------------------------
 

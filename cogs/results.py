@@ -33,6 +33,7 @@ from bot.discord_ui.attachments import (
     prepare_references,
     refetch_references,
 )
+from bot.discord_ui.confirm import confirm_and_defer
 from bot.discord_ui.edit_modal import EditPromptModal
 from bot.discord_ui.replies import explain, reply_privately
 from bot.discord_ui.requester import job_spec
@@ -95,13 +96,17 @@ class Results(commands.Cog, name=RESULTS_COG):
     # -- the controls (bot.discord_ui.result_view.ResultActions) -------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        asked = None
         async with answering(interaction, "Reroll"):
             job = await self._job(job_id)
             source = interaction.message
-            await interaction.response.defer(thinking=True)
-            request, references = await self._repeat(job, interaction.user.id)
-            await self._start(interaction, job, "reroll", request, references, source.id if source else None,
-                              dedupe_key("reroll", source.id if source else job.id, interaction.user.id))
+            asked = await confirm_and_defer(interaction, job.request.count)
+        if asked is None:
+            return
+        async with answering(asked, "Reroll"):
+            request, references = await self._repeat(job, asked.user.id)
+            await self._start(asked, job, "reroll", request, references, source.id if source else None,
+                              dedupe_key("reroll", source.id if source else job.id, asked.user.id))
 
     async def edit(self, interaction: discord.Interaction[Any], job_id: str, index: int,
                    message_id: int | None) -> None:
@@ -123,33 +128,41 @@ class Results(commands.Cog, name=RESULTS_COG):
 
     async def submit_edit(self, interaction: discord.Interaction[Any], job: JobRecord, index: int,
                           source_message_id: int, prompt: str, size: str | None) -> None:
+        asked = None
         async with answering(interaction, "the Edit modal"):
             # Prompt and size are checked before anything is downloaded. What the form and the prompt's
             # flags leave open is the original's (its size and watermark).
             original = MemberPreferences(size=job.request.size or None, watermark=job.request.watermark)
             planned = build_request(self.bot.settings, prompt=prompt, requester_id=interaction.user.id,
                                     size=size, preferences=original)
-            await interaction.response.defer(thinking=True)
-            source = await self._source_message(interaction, source_message_id)
+            asked = await confirm_and_defer(interaction, planned.count)
+        if asked is None:
+            return
+        async with answering(asked, "the Edit modal"):
+            source = await self._source_message(asked, source_message_id)
             request, references = await self._with_image(planned, source, job, index)
             digest = hashlib.sha256(planned.prompt.encode()).hexdigest()[:12]
-            await self._start(interaction, job, "edit", request, references, source.id,
-                              dedupe_key("edit", source.id, index, interaction.user.id, digest))
+            await self._start(asked, job, "edit", request, references, source.id,
+                              dedupe_key("edit", source.id, index, asked.user.id, digest))
 
     async def upscale(self, interaction: discord.Interaction[Any], job_id: str, index: int,
                       message_id: int | None) -> None:
+        asked = None
         async with answering(interaction, "Upscale"):
             job = await self._job(job_id)
-            await interaction.response.defer(thinking=True)
-            source = await self._source_message(interaction, message_id)
+            asked = await confirm_and_defer(interaction, 1)
+        if asked is None:
+            return
+        async with answering(asked, "Upscale"):
+            source = await self._source_message(asked, message_id)
             image = find_image(source, job.id, index)
             prompt = f"{UPSCALE_PROMPT}\n\nThe image: {job.request.prompt}"
             planned = build_request(self.bot.settings, prompt=prompt[: self.bot.settings.max_prompt_length],
-                                    requester_id=interaction.user.id, size=upscale_size(image.width, image.height),
+                                    requester_id=asked.user.id, size=upscale_size(image.width, image.height),
                                     watermark=job.request.watermark)
             request, references = await self._with_image(planned, source, job, index)
-            await self._start(interaction, job, "upscale", request, references, source.id,
-                              dedupe_key("upscale", source.id, index, interaction.user.id))
+            await self._start(asked, job, "upscale", request, references, source.id,
+                              dedupe_key("upscale", source.id, index, asked.user.id))
 
     async def delete(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         async with answering(interaction, "Delete"):

@@ -56,6 +56,8 @@ def reference_bytes(body: dict[str, Any]) -> list[bytes]:
 
 async def imagine_result(world: World, **options: Any) -> tuple[list[StoredMessage], str]:
     interaction = await world.imagine(prompt=options.pop("prompt", "a red fox in the snow"), **options)
+    if options.get("count", 1) >= world.bot.settings.confirm_at_images > 0:
+        interaction = await world.generate(interaction)
     summary = await finished(interaction, within=30)
     assert summary.content.startswith("✅"), summary.content
     messages = image_messages(interaction)
