@@ -16,6 +16,7 @@ from bot.core.jobs.delivery import DeliveryTarget, JobOutcome
 from bot.core.jobs.runner import JobRunner
 from bot.core.jobs.service import INTERRUPTED, JobService
 from bot.core.jobs.spec import JobSpec
+from bot.core.jobs.variations import RelayGate
 from bot.core.quota import Period, QuotaService, QuotaStatus
 from bot.core.relay.client import SeedreamClient
 from bot.discord_ui.endpoints import apply_discord_endpoints
@@ -91,7 +92,7 @@ class SeedreamBot(commands.Bot):
             max_download_bytes=settings.max_download_bytes,
         )
         self.runner = JobRunner(
-            self.relay,
+            RelayGate(self.relay, limit=settings.relay_concurrency),
             self.jobs,
             concurrency=settings.relay_concurrency,
             per_user_limit=settings.max_jobs_per_user,

@@ -257,6 +257,7 @@ class Results(commands.Cog, name=RESULTS_COG):
             count=stored.count,
             watermark=stored.watermark,
             references=prepared.references,
+            variations=stored.mode == "variations",
         )
         return request, prepared.stored
 

@@ -139,6 +139,7 @@ def plan_request(
     count: int | None = None,
     watermark: bool | None = None,
     preferences: MemberPreferences = NO_PREFERENCES,
+    variations: bool = False,
 ) -> GenerationRequest:
     """Validate a request with references before anything is downloaded.
 
@@ -155,6 +156,7 @@ def plan_request(
         watermark=watermark,
         references=[source.attachment.url for source in sources],
         preferences=preferences,
+        variations=variations,
     )
 
 

@@ -30,6 +30,7 @@ async def generate(
     size: str | None = None,
     count: int | None = None,
     watermark: bool | None = None,
+    variations: bool = False,
 ) -> None:
     """/imagine and /blend: check the options, acknowledge, then run the job with these uploads."""
     sources = [ReferenceSource(attachment, None, interaction.channel_id) for attachment in attachments]
@@ -42,6 +43,7 @@ async def generate(
         count=count,
         watermark=watermark,
         preferences=await interaction.client.preferences.get(interaction.user.id),
+        variations=variations,
     )
     asked = await confirm_and_defer(interaction, request.count)
     if asked is not None:

@@ -28,6 +28,7 @@ def build_request(
     watermark: bool | None = None,
     references: Sequence[str] = (),
     preferences: MemberPreferences = NO_PREFERENCES,
+    variations: bool = False,
 ) -> GenerationRequest:
     """Validate options without any I/O; raises InvalidRequest with a message for the member.
 
@@ -59,6 +60,7 @@ def build_request(
         count=count,
         watermark=settings.default_watermark if watermark is None else watermark,
         references=tuple(references),
+        variations=variations and count > 1,
         user=opaque_user_id(requester_id, (settings.user_id_secret or settings.image_api_key).get_secret_value()),
     )
 
