@@ -60,7 +60,7 @@ def cost_text(images: int, status: QuotaStatus) -> str:
         left = "Your quota here is unlimited."
     else:
         resets = f"<t:{int(status.resets_at.timestamp())}:R>"
-        left = f"You have **{plural(status.remaining, 'image')}** left (more {resets})."
+        left = f"You have **{plural(status.remaining, 'image')}** left (resets {resets})."
         if status.remaining < images:
             left += " That is fewer than this needs, so it would be refused."
     return f"{cost}\n{left}\nGenerate them?"
