@@ -85,7 +85,7 @@ class Edit(commands.Cog):
                 modal_interaction, message, sources, prompt, size
             ),
             max_prompt_length=self.bot.settings.max_prompt_length,
-            size_hint=self.bot.settings.default_size,
+            size_hint=(await self.bot.preferences.get(interaction.user.id)).size or self.bot.settings.default_size,
             placeholder="e.g. make it a snowy night, keep the cat as it is",
         )
         await interaction.response.send_modal(modal)  # a modal must come first

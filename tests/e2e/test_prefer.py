@@ -67,6 +67,8 @@ async def test_defaults_apply_to_edits_too(world: World):
     await prefer(world, size="1K")
     upload = await fake.user_message(fake.general, fake.mod, "cat", attachments=[("cat.png", RED)])
     opened = await fake.context_menu("Edit with Seedream", upload)
+    modal = (await opened.wait_callback()).data
+    assert "(default 1K)" in str(modal)  # the form shows the member's default size
     submitted = await fake.submit_modal(opened, {"prompt": "add a hat"})
     await finished(submitted)
     assert world.relay.requests[0].body["size"] == "1K"
