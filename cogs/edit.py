@@ -32,7 +32,7 @@ from bot.discord_ui.attachments import (
     message_sources,
     plan_request,
 )
-from bot.discord_ui.confirm import confirm_and_defer
+from bot.discord_ui.confirm import confirm_and_defer, confirm_reply
 from bot.discord_ui.edit_modal import EditPromptModal
 from bot.discord_ui.message_target import reply_to
 from bot.discord_ui.replies import explain
@@ -149,6 +149,8 @@ class Edit(commands.Cog):
         sources = replied_sources + message_sources(message)
         request = plan_request(self.bot.settings, prompt=prompt, requester_id=message.author.id, sources=sources,
                                preferences=await self.bot.preferences.get(message.author.id))
+        if not await confirm_reply(self.bot, message, request.count):
+            return
         with contextlib.suppress(discord.HTTPException):
             await message.channel.typing()  # while the images download
         request, references = await attach_references(request, sources,

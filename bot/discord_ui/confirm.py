@@ -16,6 +16,7 @@ import discord
 
 from bot.core.format import plural
 from bot.core.quota import DIRECT_MESSAGES, QuotaStatus
+from bot.discord_ui.message_target import reply_to
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.requester import member_role_ids
 
@@ -29,10 +30,18 @@ STARTED = "Started: your images are on their way below."
 class ConfirmSpend(discord.ui.View):
     """The two buttons; `choice` resolves to the Generate click, or None (Cancel or timeout)."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, only: int | None = None) -> None:
         super().__init__(timeout=timeout)
         self.choice: asyncio.Future[discord.Interaction[Any] | None] = asyncio.get_running_loop().create_future()
         self.timed_out = False
+        self._only = only  # on a public question (a reply edit), the one member who may answer
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if self._only is None or interaction.user.id == self._only:
+            return True
+        await interaction.response.send_message(f"Only <@{self._only}> can answer this.", ephemeral=True,
+                                                allowed_mentions=NO_PINGS)
+        return False
 
     @discord.ui.button(label="Generate", style=discord.ButtonStyle.success)
     async def generate(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
@@ -94,3 +103,23 @@ async def confirm_and_defer(interaction: discord.Interaction[SeedreamBot],
         elif view.timed_out:
             await interaction.delete_original_response()
     return chosen
+
+
+async def confirm_reply(bot: SeedreamBot, message: discord.Message, images: int) -> bool:
+    """The confirm step for a reply edit: Discord has no private answer to a message, so the question
+    is a reply only its author can answer. True once they press Generate; Cancel or the timeout
+    return False (a timed-out question is deleted)."""
+    threshold = bot.settings.confirm_at_images
+    if threshold == 0 or images < threshold:
+        return True
+    status = await bot.quota.status(message.guild.id if message.guild else DIRECT_MESSAGES, message.author.id,
+                                    member_role_ids(message.author))
+    view = ConfirmSpend(bot.settings.confirm_timeout_seconds, only=message.author.id)
+    question = await reply_to(message, cost_text(images, status), view=view)
+    chosen = await view.choice
+    with contextlib.suppress(discord.HTTPException):
+        if chosen is not None:
+            await chosen.response.edit_message(content=STARTED, view=None)
+        elif view.timed_out:
+            await question.delete()
+    return chosen is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.conftest import BotStarter, World
-from tests.e2e.test_references import GREEN, RED, finished
+from tests.e2e.test_references import GREEN, RED, finished, reply_answer, reply_result
 from tests.e2e.test_results import button, image_messages
 from tests.fakes.discord_state import FLAG_EPHEMERAL, FakeInteraction, StoredMessage
 from tests.fakes.fake_relay import FakeRelay
@@ -124,3 +124,26 @@ async def test_reroll_of_a_big_set_asks_again(boot: BotStarter, fake_discord: St
         await finished(again)
     assert len(relay.requests) == 4
     assert relay.requests[3].body["prompt"] == "a set"
+
+
+async def test_a_big_reply_edit_asks_in_a_reply_only_its_author_can_answer(world: World):
+    fake = world.discord
+    upload = await fake.user_message(fake.general, fake.mod, "cat", attachments=[("cat.png", RED)])
+    reply = await fake.user_message(fake.general, fake.alice, f"{fake.bot_user.mention} hats --n 8",
+                                    reply_to=upload)
+    asked = await reply_answer(fake, reply)
+    assert "**8 images**" in asked.content and [c["label"] for c in _buttons(asked)] == ["Generate", "Cancel"]
+    assert world.relay.requests == []
+
+    intruder = await fake.click(asked, custom_id(asked, "Generate"), user=fake.mod)
+    refused = await intruder.wait_callback()
+    assert refused.data["flags"] & FLAG_EPHEMERAL and "Only <@" in refused.data["content"]
+    assert world.relay.requests == []
+    await nothing_reserved(world)
+
+    await fake.click(asked, custom_id(asked, "Generate"))
+    images, status = await reply_result(fake, reply)
+    assert status.content.startswith("✅") and images.files
+    [request] = world.relay.requests
+    assert request.body["prompt"] == "hats" and request.body["sequential_image_generation_options"] == {
+        "max_images": 8}
