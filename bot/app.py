@@ -16,6 +16,7 @@ from bot.core.jobs.delivery import DeliveryTarget, JobOutcome
 from bot.core.jobs.runner import JobRunner
 from bot.core.jobs.service import INTERRUPTED, JobService
 from bot.core.jobs.spec import JobSpec
+from bot.core.jobs.variations import RelayGate
 from bot.core.quota import Period, QuotaService, QuotaStatus
 from bot.core.relay.client import SeedreamClient
 from bot.discord_ui.endpoints import apply_discord_endpoints
@@ -25,10 +26,11 @@ from bot.discord_ui.rendering import quota_note
 from bot.discord_ui.tree import SeedreamTree
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobStore
+from bot.storage.member_preferences import PreferenceStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results", "cogs.show")
+EXTENSIONS = ("cogs.imagine", "cogs.prefer", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results", "cogs.show")
 
 
 class SeedreamBot(commands.Bot):
@@ -40,6 +42,7 @@ class SeedreamBot(commands.Bot):
     relay: SeedreamClient
     runner: JobRunner
     quota: QuotaService
+    preferences: PreferenceStore
     job_service: JobService
 
     def __init__(self, settings: Settings) -> None:
@@ -69,6 +72,7 @@ class SeedreamBot(commands.Bot):
         self.database = Database(settings.database_url)
         await self.database.migrate()
         self.jobs = JobStore(self.database)
+        self.preferences = PreferenceStore(self.database)
         self.quota = QuotaService(
             self.database,
             global_default_limit=settings.quota_default_limit,
@@ -88,7 +92,7 @@ class SeedreamBot(commands.Bot):
             max_download_bytes=settings.max_download_bytes,
         )
         self.runner = JobRunner(
-            self.relay,
+            RelayGate(self.relay, limit=settings.relay_concurrency),
             self.jobs,
             concurrency=settings.relay_concurrency,
             per_user_limit=settings.max_jobs_per_user,

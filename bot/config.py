@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     quota_default_limit: int | None = Field(default=25, ge=0)
     quota_period: Literal["daily", "weekly", "monthly"] = "daily"
     quota_reservation_ttl_seconds: float = Field(default=3600.0, gt=0)
+    # A request for at least this many images first asks the member to confirm (0: never asks).
+    confirm_at_images: int = Field(default=8, ge=0, le=15)
+    confirm_timeout_seconds: float = Field(default=300.0, gt=0, le=840)
 
     # Discord delivery.
     interaction_token_margin_seconds: float = Field(default=60.0, ge=0, le=600)

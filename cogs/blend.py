@@ -45,7 +45,7 @@ class Blend(commands.Cog):
         image5: discord.Attachment | None = None,
         image6: discord.Attachment | None = None,
         size: str | None = None,
-        count: app_commands.Range[int, 1, 13] = 1,
+        count: app_commands.Range[int, 1, 13] | None = None,
     ) -> None:
         """Blend 2–6 images into new ones with Seedream 4.0."""
         images = [image for image in (image1, image2, image3, image4, image5, image6) if image is not None]

@@ -32,6 +32,7 @@ from bot.discord_ui.attachments import (
     message_sources,
     plan_request,
 )
+from bot.discord_ui.confirm import confirm_and_defer, confirm_reply
 from bot.discord_ui.edit_modal import EditPromptModal
 from bot.discord_ui.message_target import reply_to
 from bot.discord_ui.replies import explain
@@ -84,7 +85,7 @@ class Edit(commands.Cog):
                 modal_interaction, message, sources, prompt, size
             ),
             max_prompt_length=self.bot.settings.max_prompt_length,
-            size_hint=self.bot.settings.default_size,
+            size_hint=(await self.bot.preferences.get(interaction.user.id)).size or self.bot.settings.default_size,
             placeholder="e.g. make it a snowy night, keep the cat as it is",
         )
         await interaction.response.send_modal(modal)  # a modal must come first
@@ -92,9 +93,11 @@ class Edit(commands.Cog):
     async def submit_edit(self, interaction: discord.Interaction[Any], target: discord.Message,
                           sources: list[ReferenceSource], prompt: str, size: str | None) -> None:
         request = plan_request(self.bot.settings, prompt=prompt, requester_id=interaction.user.id,
-                               sources=sources, size=size)
-        await interaction.response.defer(thinking=True)
-        await run_slash_job(interaction, kind="edit", request=request, sources=sources, source_message_id=target.id)
+                               sources=sources, size=size,
+                               preferences=await self.bot.preferences.get(interaction.user.id))
+        asked = await confirm_and_defer(interaction, request.count)
+        if asked is not None:
+            await run_slash_job(asked, kind="edit", request=request, sources=sources, source_message_id=target.id)
 
     # -- replies ------------------------------------------------------------------------------
 
@@ -144,7 +147,10 @@ class Edit(commands.Cog):
         if not prompt:
             raise UserFacingError(ASK_FOR_PROMPT)
         sources = replied_sources + message_sources(message)
-        request = plan_request(self.bot.settings, prompt=prompt, requester_id=message.author.id, sources=sources)
+        request = plan_request(self.bot.settings, prompt=prompt, requester_id=message.author.id, sources=sources,
+                               preferences=await self.bot.preferences.get(message.author.id))
+        if not await confirm_reply(self.bot, message, request.count):
+            return
         with contextlib.suppress(discord.HTTPException):
             await message.channel.typing()  # while the images download
         request, references = await attach_references(request, sources,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -29,20 +29,22 @@ class Imagine(commands.Cog):
         count="How many images, 1–15; more than one makes a consistent set",
         watermark="Add the small 'AI generated' mark",
         reference="An image to edit or take from (JPEG, PNG, WebP…, at most 10 MB)",
+        mode="set: one consistent set (default); variations: independent takes to pick from",
     )
     async def imagine(
         self,
         interaction: discord.Interaction[SeedreamBot],
         prompt: str,
         size: str | None = None,
-        count: app_commands.Range[int, 1, 15] = 1,
+        count: app_commands.Range[int, 1, 15] | None = None,
         watermark: bool | None = None,
         reference: discord.Attachment | None = None,
+        mode: Literal["set", "variations"] = "set",
     ) -> None:
         """Generate images with Seedream 4.0."""
         attachments = [reference] if reference else []
         await generate(interaction, kind="imagine", prompt=prompt, attachments=attachments, size=size,
-                       count=count, watermark=watermark)
+                       count=count, watermark=watermark, variations=mode == "variations")
 
 
 async def setup(bot: SeedreamBot) -> None:

@@ -1,11 +1,13 @@
-"""/quota: members see their image quota; moderators adjust quotas for the server.
+"""/quota and /quota-admin: members see their image quota; moderators adjust quotas for the server.
 
-Every subcommand lives under one visible `/quota` group. Discord applies
-`default_member_permissions` to a whole top-level command, never to one subcommand, so hiding
-the moderator subcommands would hide `/quota show` from members too. Instead each moderator
-subcommand carries a check that runs on every use: the member needs Manage Server or the
-server's configured moderator role (`/quota moderator-role`, itself Manage Server only).
-A refusal is answered privately by the tree's error ladder and changes nothing.
+`/quota show` is the only subcommand of `/quota`, visible to everyone. The moderator subcommands
+live in a separate top-level `/quota-admin` whose `default_member_permissions` is Manage Server,
+because Discord applies command permissions to a whole top-level command, never to one
+subcommand. Servers may override that in Server Settings → Integrations (for example to show
+`/quota-admin` to a moderator role), so each moderator subcommand still carries a check that runs
+on every use: the member needs Manage Server or the server's configured moderator role
+(`/quota-admin moderator-role`, itself Manage Server only). A refusal is answered privately by
+the tree's error ladder and changes nothing.
 """
 
 from __future__ import annotations
@@ -93,12 +95,10 @@ def manage_server_only() -> Callable[[T], T]:
 
 
 @app_commands.guild_only()
-class Quota(commands.GroupCog, group_name="quota", group_description="Image quotas: see yours; moderators adjust them"):
+class Quota(commands.GroupCog, group_name="quota", group_description="Image quotas: see how many images you have left"):
     def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
         super().__init__()
-
-    # --- for everyone --------------------------------------------------------------------
 
     @app_commands.command(name="show")
     @app_commands.describe(user="Whose quota (moderators only; default: yours)")
@@ -115,6 +115,15 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
         jobs = await self.bot.jobs.active_for_user(member.id, guild_id)
         embed = render.status_embed(status, settings, member=member, role_ids=role_ids, jobs=jobs)
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class QuotaAdmin(commands.GroupCog, group_name="quota-admin",
+                 group_description="Moderators: adjust image quotas for this server"):
+    def __init__(self, bot: SeedreamBot) -> None:
+        self.bot = bot
+        super().__init__()
 
     # --- a member's numbers --------------------------------------------------------------
 
@@ -314,9 +323,10 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
 
 def _refuse_everyone(role: discord.Role) -> None:
     if role.is_default():
-        raise UserFacingError("@everyone is not a quota role: use `/quota default` to set everyone's limit. "
+        raise UserFacingError("@everyone is not a quota role: use `/quota-admin default` to set everyone's limit. "
                               "Nothing was changed.")
 
 
 async def setup(bot: SeedreamBot) -> None:
     await bot.add_cog(Quota(bot))
+    await bot.add_cog(QuotaAdmin(bot))

@@ -9,10 +9,11 @@ active, so a double click or a retried interaction starts one job, not two.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,9 @@ from discord.ext import commands
 
 from bot.core.errors import UserFacingError
 from bot.core.images.sizes import upscale_size
+from bot.core.jobs.delivery import JobOutcome
 from bot.core.jobs.naming import image_index
+from bot.core.jobs.preferences import MemberPreferences
 from bot.core.jobs.requests import build_request
 from bot.core.jobs.spec import StoredReference
 from bot.core.relay.models import GenerationRequest
@@ -32,6 +35,8 @@ from bot.discord_ui.attachments import (
     prepare_references,
     refetch_references,
 )
+from bot.discord_ui.claims import Claims
+from bot.discord_ui.confirm import confirm_and_defer
 from bot.discord_ui.edit_modal import EditPromptModal
 from bot.discord_ui.replies import explain, reply_privately
 from bot.discord_ui.requester import job_spec
@@ -42,6 +47,8 @@ if TYPE_CHECKING:
     from bot.app import SeedreamBot
 
 log = logging.getLogger(__name__)
+
+Started = asyncio.Future[JobOutcome] | None  # a started job's end, or None when none started
 
 ALREADY_WORKING = "I'm already working on that — one click is enough. The result will appear here."
 UNKNOWN_JOB = "I have no record of the job behind this result any more, so I can't do that."
@@ -84,6 +91,7 @@ def dedupe_key(action: str, *parts: object) -> str:
 class Results(commands.Cog, name=RESULTS_COG):
     def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
+        self._claims = Claims()
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*CONTROLS)
@@ -94,13 +102,22 @@ class Results(commands.Cog, name=RESULTS_COG):
     # -- the controls (bot.discord_ui.result_view.ResultActions) -------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        source = interaction.message
+        key = dedupe_key("reroll", source.id if source else job_id, interaction.user.id)
+        await self._once(interaction, key, lambda: self._reroll(interaction, job_id, key))
+
+    async def _reroll(self, interaction: discord.Interaction[Any], job_id: str, key: str) -> Started:
+        asked = None
         async with answering(interaction, "Reroll"):
             job = await self._job(job_id)
             source = interaction.message
-            await interaction.response.defer(thinking=True)
-            request, references = await self._repeat(job, interaction.user.id)
-            await self._start(interaction, job, "reroll", request, references, source.id if source else None,
-                              dedupe_key("reroll", source.id if source else job.id, interaction.user.id))
+            asked = await confirm_and_defer(interaction, job.request.count)
+        if asked is None:
+            return None
+        async with answering(asked, "Reroll"):
+            request, references = await self._repeat(job, asked.user.id)
+            return await self._start(asked, job, "reroll", request, references, source.id if source else None, key)
+        return None
 
     async def edit(self, interaction: discord.Interaction[Any], job_id: str, index: int,
                    message_id: int | None) -> None:
@@ -123,31 +140,53 @@ class Results(commands.Cog, name=RESULTS_COG):
     async def submit_edit(self, interaction: discord.Interaction[Any], job: JobRecord, index: int,
                           source_message_id: int, prompt: str, size: str | None) -> None:
         async with answering(interaction, "the Edit modal"):
-            size = size or job.request.size or None
-            # Prompt and size are checked before anything is downloaded.
+            # Prompt and size are checked before anything is downloaded. What the form and the prompt's
+            # flags leave open is the original's (its size and watermark).
+            original = MemberPreferences(size=job.request.size or None, watermark=job.request.watermark)
             planned = build_request(self.bot.settings, prompt=prompt, requester_id=interaction.user.id,
-                                    size=size, watermark=job.request.watermark)
-            await interaction.response.defer(thinking=True)
-            source = await self._source_message(interaction, source_message_id)
-            request, references = await self._with_image(planned, source, job, index)
+                                    size=size, preferences=original)
             digest = hashlib.sha256(planned.prompt.encode()).hexdigest()[:12]
-            await self._start(interaction, job, "edit", request, references, source.id,
-                              dedupe_key("edit", source.id, index, interaction.user.id, digest))
+            key = dedupe_key("edit", source_message_id, index, interaction.user.id, digest)
+            await self._once(interaction, key,
+                             lambda: self._submit_edit(interaction, job, index, source_message_id, planned, key))
+
+    async def _submit_edit(self, interaction: discord.Interaction[Any], job: JobRecord, index: int,
+                           source_message_id: int, planned: GenerationRequest, key: str) -> Started:
+        asked = None
+        async with answering(interaction, "the Edit modal"):
+            asked = await confirm_and_defer(interaction, planned.count)
+        if asked is None:
+            return None
+        async with answering(asked, "the Edit modal"):
+            source = await self._source_message(asked, source_message_id)
+            request, references = await self._with_image(planned, source, job, index)
+            return await self._start(asked, job, "edit", request, references, source.id, key)
+        return None
 
     async def upscale(self, interaction: discord.Interaction[Any], job_id: str, index: int,
                       message_id: int | None) -> None:
+        source_id = message_id or (interaction.message.id if interaction.message else None)
+        key = dedupe_key("upscale", source_id, index, interaction.user.id)
+        await self._once(interaction, key, lambda: self._upscale(interaction, job_id, index, message_id, key))
+
+    async def _upscale(self, interaction: discord.Interaction[Any], job_id: str, index: int,
+                       message_id: int | None, key: str) -> Started:
+        asked = None
         async with answering(interaction, "Upscale"):
             job = await self._job(job_id)
-            await interaction.response.defer(thinking=True)
-            source = await self._source_message(interaction, message_id)
+            asked = await confirm_and_defer(interaction, 1)
+        if asked is None:
+            return None
+        async with answering(asked, "Upscale"):
+            source = await self._source_message(asked, message_id)
             image = find_image(source, job.id, index)
             prompt = f"{UPSCALE_PROMPT}\n\nThe image: {job.request.prompt}"
             planned = build_request(self.bot.settings, prompt=prompt[: self.bot.settings.max_prompt_length],
-                                    requester_id=interaction.user.id, size=upscale_size(image.width, image.height),
+                                    requester_id=asked.user.id, size=upscale_size(image.width, image.height),
                                     watermark=job.request.watermark)
             request, references = await self._with_image(planned, source, job, index)
-            await self._start(interaction, job, "upscale", request, references, source.id,
-                              dedupe_key("upscale", source.id, index, interaction.user.id))
+            return await self._start(asked, job, "upscale", request, references, source.id, key)
+        return None
 
     async def delete(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         async with answering(interaction, "Delete"):
@@ -199,10 +238,23 @@ class Results(commands.Cog, name=RESULTS_COG):
 
     async def _start(self, interaction: discord.Interaction[Any], parent: JobRecord, kind: str,
                      request: GenerationRequest, references: Sequence[StoredReference],
-                     source_message_id: int | None, key: str) -> None:
+                     source_message_id: int | None, key: str) -> Started:
         spec = job_spec(interaction, kind=kind, request=request, references=references, parent_job_id=parent.id,
                         source_message_id=source_message_id, dedupe_key=key)
-        await self.bot.start_job(interaction, spec)
+        return await self.bot.start_job(interaction, spec)
+
+    async def _once(self, interaction: discord.Interaction[Any], key: str,
+                    work: Callable[[], Awaitable[Started]]) -> None:
+        """Run a click's `work` unless the same click is still being worked on here; then refuse it
+        privately at once, before anything public (the job's dedupe key catches the rest)."""
+        if not self._claims.take(key):
+            await reply_privately(interaction, ALREADY_WORKING)
+            return
+        started: Started = None
+        try:
+            started = await work()
+        finally:
+            self._claims.release(key, started)
 
     async def _source_message(self, interaction: discord.Interaction[Any], message_id: int | None) -> discord.Message:
         """The result message holding the image: the clicked one, or (from the picker) fetched by id."""
@@ -242,6 +294,7 @@ class Results(commands.Cog, name=RESULTS_COG):
             count=stored.count,
             watermark=stored.watermark,
             references=prepared.references,
+            variations=stored.mode == "variations",
         )
         return request, prepared.stored
 

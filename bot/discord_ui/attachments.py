@@ -40,6 +40,7 @@ from bot.core.images.references import (
 )
 from bot.core.images.sniff import sniff_content_type
 from bot.core.jobs.naming import image_index
+from bot.core.jobs.preferences import NO_PREFERENCES, MemberPreferences
 from bot.core.jobs.requests import build_request
 from bot.core.jobs.spec import StoredReference
 from bot.core.relay.models import GenerationRequest
@@ -135,8 +136,10 @@ def plan_request(
     requester_id: int,
     sources: Sequence[ReferenceSource],
     size: str | None = None,
-    count: int = 1,
+    count: int | None = None,
     watermark: bool | None = None,
+    preferences: MemberPreferences = NO_PREFERENCES,
+    variations: bool = False,
 ) -> GenerationRequest:
     """Validate a request with references before anything is downloaded.
 
@@ -152,6 +155,8 @@ def plan_request(
         count=count,
         watermark=watermark,
         references=[source.attachment.url for source in sources],
+        preferences=preferences,
+        variations=variations,
     )
 
 

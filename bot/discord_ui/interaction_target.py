@@ -15,6 +15,7 @@ import discord
 
 from bot.core.jobs.delivery import JobOutcome, ResultBatch
 from bot.core.jobs.progress import Progress, ProgressThrottle
+from bot.discord_ui.filling import FillingMessage
 from bot.discord_ui.rendering import outcome_text, progress_text, result_embed, result_files
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.result_view import result_view
@@ -36,6 +37,7 @@ class InteractionTarget:
         self._original_id: int | None = None
         self._token_dead = False
         self._was_queued = False
+        self._filling = FillingMessage(model=model, quota_note=quota_note)
 
     def token_usable(self) -> bool:
         if self._token_dead:
@@ -66,21 +68,27 @@ class InteractionTarget:
         return True
 
     async def send_images(self, batch: ResultBatch) -> list[int]:
+        """Add the images to the set's current message when they fit there (no new id), else post one."""
+        if await self._filling.add(batch):
+            return []
+        message = await self._post_images(batch)
+        self._filling.begin(message, batch)
+        return [message.id]
+
+    async def _post_images(self, batch: ResultBatch) -> discord.Message:
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
         view = result_view(batch.job.id, [file.index for file in batch.files])
         if self.token_usable():
             try:
-                followup = await self._interaction.followup.send(
+                return await self._interaction.followup.send(
                     embed=embed, files=result_files(batch), view=view, allowed_mentions=NO_PINGS, wait=True
                 )
-                return [followup.id]
             except discord.HTTPException as error:
                 if not self._is_token_error(error):
                     raise
                 log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
         what = "is your image" if len(batch.files) == 1 else "are your images"
-        message = await self._post_in_channel(f"here {what}:", embed=embed, files=result_files(batch), view=view)
-        return [message.id]
+        return await self._post_in_channel(f"here {what}:", embed=embed, files=result_files(batch), view=view)
 
     async def finished(self, outcome: JobOutcome) -> None:
         text = outcome_text(outcome)

@@ -15,6 +15,7 @@ import discord
 
 from bot.core.jobs.delivery import JobOutcome, ResultBatch
 from bot.core.jobs.progress import Progress, ProgressThrottle
+from bot.discord_ui.filling import FillingMessage
 from bot.discord_ui.rendering import outcome_text, progress_text, result_embed, result_files
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.result_view import result_view
@@ -51,6 +52,7 @@ class MessageTarget:
         self._status: discord.Message | None = None
         self._shown: str | None = None
         self._lock = asyncio.Lock()
+        self._filling = FillingMessage(model=model, quota_note=quota_note)
 
     def file_limit(self) -> int:
         guild = self._request.guild
@@ -62,6 +64,9 @@ class MessageTarget:
         await self._show(progress_text(progress))
 
     async def send_images(self, batch: ResultBatch) -> list[int]:
+        """Add the images to the set's current message when they fit there (no new id), else post one."""
+        if await self._filling.add(batch):
+            return []
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
         message = await self._request.channel.send(
             embed=embed,
@@ -70,6 +75,7 @@ class MessageTarget:
             reference=self._request.to_reference(fail_if_not_exists=False),
             allowed_mentions=only_author(self._request),
         )
+        self._filling.begin(message, batch)
         return [message.id]
 
     async def finished(self, outcome: JobOutcome) -> None:

@@ -168,7 +168,7 @@ class ModeratorAction:
         return "\n".join(lines)
 
     def audit_embed(self, when: datetime) -> discord.Embed:
-        embed = discord.Embed(title=f"/quota {self.command}", description=self.summary, colour=AUDIT_COLOUR,
+        embed = discord.Embed(title=f"/quota-admin {self.command}", description=self.summary, colour=AUDIT_COLOUR,
                               timestamp=when)
         embed.add_field(name="Moderator", value=user(self.moderator_id))
         embed.add_field(name="Reason", value=self.reason or "none given")

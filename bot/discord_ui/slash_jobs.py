@@ -11,6 +11,7 @@ from discord import app_commands
 from bot.core.images.sizes import suggest_sizes
 from bot.core.relay.models import GenerationRequest
 from bot.discord_ui.attachments import ReferenceSource, attach_references, plan_request
+from bot.discord_ui.confirm import confirm_and_defer
 from bot.discord_ui.requester import job_spec
 
 if TYPE_CHECKING:
@@ -27,8 +28,9 @@ async def generate(
     prompt: str,
     attachments: Sequence[discord.Attachment] = (),
     size: str | None = None,
-    count: int = 1,
+    count: int | None = None,
     watermark: bool | None = None,
+    variations: bool = False,
 ) -> None:
     """/imagine and /blend: check the options, acknowledge, then run the job with these uploads."""
     sources = [ReferenceSource(attachment, None, interaction.channel_id) for attachment in attachments]
@@ -40,9 +42,12 @@ async def generate(
         size=size,
         count=count,
         watermark=watermark,
+        preferences=await interaction.client.preferences.get(interaction.user.id),
+        variations=variations,
     )
-    await interaction.response.defer(thinking=True)
-    await run_slash_job(interaction, kind=kind, request=request, sources=sources)
+    asked = await confirm_and_defer(interaction, request.count)
+    if asked is not None:
+        await run_slash_job(asked, kind=kind, request=request, sources=sources)
 
 
 async def run_slash_job(

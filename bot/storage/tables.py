@@ -129,3 +129,14 @@ quota_ledger = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("effective_at", UTCDateTime, nullable=False),
 )
+
+# Revision 0004.
+member_preferences = sa.Table(
+    "member_preferences",
+    metadata,
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.String(16), nullable=True),
+    sa.Column("image_count", sa.Integer, nullable=True),
+    sa.Column("watermark", sa.Boolean, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=True),
+)

@@ -28,6 +28,14 @@ class World:
         extra = {"age": age} if age is not None else {}
         return await self.discord.slash("imagine", options, user=user, **extra)
 
+    async def generate(self, asked: Any) -> Any:
+        """Press Generate on the private question a big request (CONFIRM_AT_IMAGES) is answered with;
+        returns the click, the interaction that then runs the job."""
+        question = await asked.wait_response()
+        buttons = [c for row in question.components for c in row.get("components", []) if c.get("type") == 2]
+        generate = next(c for c in buttons if c.get("label") == "Generate")
+        return await self.discord.click(question, str(generate["custom_id"]), user=asked.user)
+
 
 BotStarter = Callable[..., contextlib.AbstractAsyncContextManager[SeedreamBot]]
 

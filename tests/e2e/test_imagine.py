@@ -51,7 +51,7 @@ async def test_single_image_reaches_the_channel_byte_identical(world: World):
 
 
 async def test_set_of_fifteen_images_arrives_whole_in_order(world: World):
-    interaction = await world.imagine(prompt="fifteen frames of a sunrise", count=15)
+    interaction = await world.generate(await world.imagine(prompt="fifteen frames of a sunrise", count=15))
     summary = await finished(interaction, timeout=30)
 
     assert "15 images" in summary.content
@@ -79,7 +79,7 @@ async def test_set_images_are_posted_as_they_arrive(world: World):
 
 async def test_set_of_fifteen_4k_images_over_the_limit_arrives_whole(world: World):
     world.relay.image_factory = large_jpeg_factory
-    interaction = await world.imagine(prompt="huge posters", size="4K", count=15)
+    interaction = await world.generate(await world.imagine(prompt="huge posters", size="4K", count=15))
     await finished(interaction, timeout=120)
 
     files = [data for message in image_messages(interaction) for _, data in message.files]

@@ -88,10 +88,12 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # --- acting and reading -----------------------------------------------------------------------
 
 async def quota(fake: StandardDiscord, subcommand: str, by: User, /, **options: Any) -> StoredMessage:
-    """Member `by` runs `/quota <subcommand> **options`; returns the bot's answer (which must be ephemeral)."""
-    interaction = await fake.slash("quota", options, subcommand=subcommand, user=by)
+    """Member `by` runs `/quota show` or `/quota-admin <subcommand>` with `options`; returns the bot's
+    answer (which must be ephemeral)."""
+    command = "quota" if subcommand == "show" else "quota-admin"
+    interaction = await fake.slash(command, options, subcommand=subcommand, user=by)
     answer = await interaction.wait_response()
-    assert answer.ephemeral, f"/quota {subcommand} answered publicly: {answer.content!r}"
+    assert answer.ephemeral, f"/{command} {subcommand} answered publicly: {answer.content!r}"
     return answer
 
 
@@ -275,7 +277,7 @@ async def test_audit_channel_receives_each_moderator_action_with_who_what_and_wh
 
         moved, set_limit, block = await fake_discord.wait_for(audit_posts, what="three audit posts")
     assert [m.embeds[0]["title"] for m in (moved, set_limit, block)] == [
-        "/quota audit-channel", "/quota set", "/quota block"]
+        "/quota-admin audit-channel", "/quota-admin set", "/quota-admin block"]
     embed = set_limit.embeds[0]
     assert embed["description"] == f"Set <@{alice.id}>'s limit to **9 images per day** (was 2 images per day)."
     audit = {field["name"]: field["value"] for field in embed["fields"]}
@@ -384,7 +386,7 @@ async def test_role_limit_applies_to_its_members_and_can_be_removed(
 async def test_everyone_role_is_not_a_quota_role(boot: BotStarter, fake_discord: StandardDiscord):
     async with boot() as bot:
         answer = await quota(fake_discord, "role", fake_discord.mod, role=fake_discord.everyone, limit=3)
-        assert "use `/quota default`" in answer.content
+        assert "use `/quota-admin default`" in answer.content
         assert (await bot.quota.guild_settings(fake_discord.guild.id)).role_limits == {}
 
 
@@ -456,14 +458,15 @@ async def test_partial_set_charges_only_delivered_images(boot: BotStarter, fake_
 
 # --- the command as Discord sees it --------------------------------------------------------------
 
-async def test_quota_is_one_visible_guild_only_command_with_the_documented_subcommands(
+async def test_quota_shows_to_everyone_and_quota_admin_defaults_to_manage_server(
         boot: BotStarter, fake_discord: StandardDiscord):
     async with boot():
-        command = fake_discord.command("quota")
-    assert command is not None
-    assert command.get("default_member_permissions") is None  # visible: /quota show is for everyone
-    assert command.get("contexts") == [0]  # servers only
-    names = {option["name"] for option in command["options"]}
-    assert names == {"show", "set", "reset", "grant", "default", "role", "exempt", "block", "unblock",
+        quota_command, admin = fake_discord.command("quota"), fake_discord.command("quota-admin")
+    assert quota_command is not None and admin is not None
+    assert quota_command.get("default_member_permissions") is None  # visible: /quota show is for everyone
+    assert [option["name"] for option in quota_command["options"]] == ["show"]
+    assert admin["default_member_permissions"] == "32"  # Manage Server; servers may grant it to a role
+    assert quota_command.get("contexts") == [0] and admin.get("contexts") == [0]  # servers only
+    names = {option["name"] for option in admin["options"]}
+    assert names == {"set", "reset", "grant", "default", "role", "exempt", "block", "unblock",
                      "server-cap", "audit-channel", "moderator-role"}
-

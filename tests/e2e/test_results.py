@@ -56,6 +56,8 @@ def reference_bytes(body: dict[str, Any]) -> list[bytes]:
 
 async def imagine_result(world: World, **options: Any) -> tuple[list[StoredMessage], str]:
     interaction = await world.imagine(prompt=options.pop("prompt", "a red fox in the snow"), **options)
+    if options.get("count", 1) >= world.bot.settings.confirm_at_images > 0:
+        interaction = await world.generate(interaction)
     summary = await finished(interaction, within=30)
     assert summary.content.startswith("✅"), summary.content
     messages = image_messages(interaction)
@@ -155,10 +157,14 @@ async def test_a_double_click_starts_one_job_and_a_later_click_starts_another(wo
 
     first = await world.discord.click(message, button(message, "reroll"))
     second = await world.discord.click(message, button(message, "reroll"))
-    outcomes = sorted([await settled(first), await settled(second)], key=lambda outcome: outcome[0])
+    outcomes = sorted([(*await settled(click), click) for click in (first, second)], key=lambda outcome: outcome[0])
 
-    assert [kind for kind, _ in outcomes] == ["done", "refused"]
+    assert [kind for kind, _, _ in outcomes] == ["done", "refused"]
     assert "already working on that" in outcomes[1][1].content
+    refused = outcomes[1][2]
+    callback = await refused.wait_callback()
+    assert callback.type == 4 and callback.data["flags"] & (1 << 6)  # privately, with no public "thinking…"
+    assert all(m.ephemeral for m in refused.messages)
     assert len(world.relay.requests) == 2  # the original and one reroll
 
     third = await world.discord.click(message, button(message, "reroll"))

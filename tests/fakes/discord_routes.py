@@ -228,6 +228,8 @@ class DiscordRoutes(DiscordState):
                          **body, "type": kind, "application_id": str(self.app_id),
                          "id": old["id"] if old else str(self.snowflakes.next()),
                          "version": str(self.snowflakes.next())}
+        if command["default_member_permissions"] is not None:  # Discord answers permissions as a string
+            command["default_member_permissions"] = str(command["default_member_permissions"])
         if guild_id is not None:
             command["guild_id"] = str(guild_id)
         return command

@@ -61,6 +61,10 @@ SIZE_PRESETS: list[tuple[str, str]] = [
 
 MAX_SUGGESTIONS = 25
 
+# Each tier keyword's pixel budget: the square of its name (1K = 1024x1024 worth of pixels).
+TIER_PIXELS: dict[str, int] = {"1K": 1024 * 1024, "2K": 2048 * 2048, "4K": 4096 * 4096}
+RATIO_TOLERANCE = 0.01
+
 
 def size_pixels(value: str) -> tuple[int, int] | None:
     """(width, height) of a `WxH` value (any accepted separator); None for tiers or junk."""
@@ -97,6 +101,38 @@ def parse_size(text: str) -> str:
     if problem is not None:
         raise InvalidSize(problem)
     return f"{width}x{height}"
+
+
+def size_for_ratio(width_part: int, height_part: int, base: str) -> str:
+    """`WxH` with the ratio `width_part:height_part` (within 1 %) at `base`'s pixel budget.
+
+    `base` is a parsed size: a tier's budget is its square, a `WxH`'s its own pixel count. The
+    result stays inside the model's limits (never above 4096x4096 worth of pixels), preferring
+    sides that are multiples of 16 and falling back to finer steps for extreme ratios.
+    """
+    if width_part <= 0 or height_part <= 0:
+        raise InvalidSize("Both sides of an aspect ratio must be positive whole numbers, e.g. 16:9.")
+    ratio = width_part / height_part
+    if ratio > MAX_RATIO or ratio < 1 / MAX_RATIO:
+        raise InvalidSize(f"The aspect ratio {width_part}:{height_part} is outside 1:16 to 16:1.")
+    dimensions = size_pixels(base)
+    budget = TIER_PIXELS[base] if dimensions is None else dimensions[0] * dimensions[1]
+    budget = min(max(budget, MIN_PIXELS), MAX_PIXELS)
+    ideal_height = math.sqrt(budget / ratio)
+    for step in (16, 8, 2, 1):  # coarse steps first: encoders and the model like multiples of 16
+        best: tuple[float, int, int] | None = None
+        centre = round(ideal_height / step)
+        for height in (step * k for k in range(max(1, centre - 3), centre + 4)):
+            width = max(step, round(height * ratio / step) * step)
+            ratio_error = abs(width / height / ratio - 1)
+            pixel_error = abs(width * height / budget - 1)
+            if (_problem(width, height) is None and ratio_error <= RATIO_TOLERANCE
+                    and pixel_error <= RATIO_TOLERANCE
+                    and (best is None or ratio_error + pixel_error < best[0])):
+                best = (ratio_error + pixel_error, width, height)
+        if best is not None:
+            return f"{best[1]}x{best[2]}"
+    raise InvalidSize(f"I can't make {width_part}:{height_part} at that size.")
 
 
 def _raise_unreadable(text: str) -> str:

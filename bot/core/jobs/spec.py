@@ -50,6 +50,7 @@ class StoredRequest:
     watermark: bool | None = None
     reference_count: int = 0
     references: tuple[StoredReference, ...] = ()
+    mode: str = "set"  # "variations": independent takes (see bot/core/jobs/variations.py)
 
     @property
     def references_complete(self) -> bool:
@@ -70,6 +71,7 @@ class StoredRequest:
             watermark=None if watermark is None else bool(watermark),
             reference_count=int(value.get("reference_count") or 0),
             references=tuple(StoredReference.from_json(item) for item in references if isinstance(item, Mapping)),
+            mode="variations" if value.get("mode") == "variations" else "set",
         )
 
 
@@ -97,6 +99,7 @@ class JobSpec:
             watermark=request.watermark,
             reference_count=len(request.references),
             references=tuple(self.references),
+            mode="variations" if request.variations else "set",
         )
 
 

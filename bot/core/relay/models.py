@@ -22,6 +22,8 @@ class GenerationRequest:
     watermark: bool = False
     references: tuple[str, ...] = field(default=(), repr=False)  # data URIs can be megabytes
     user: str | None = None
+    # `count` independent single-image requests instead of one set (bot/core/jobs/variations.py).
+    variations: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""/prefer: a member's own defaults for size, count and watermark, kept across servers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.core.errors import UserFacingError
+from bot.core.images.sizes import parse_size
+from bot.core.jobs.preferences import MemberPreferences
+from bot.discord_ui.replies import NO_PINGS
+from bot.discord_ui.slash_jobs import SIZE_HELP, size_autocomplete
+
+if TYPE_CHECKING:
+    from bot.app import SeedreamBot
+
+
+class Prefer(commands.Cog):
+    def __init__(self, bot: SeedreamBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="prefer")
+    @app_commands.autocomplete(size=size_autocomplete)
+    @app_commands.describe(
+        size=SIZE_HELP,
+        count="How many images you want when you don't say, 1–15",
+        watermark="Whether you want the small 'AI generated' mark when you don't say",
+        clear="True: forget your defaults (the server's apply again)",
+    )
+    async def prefer(
+        self,
+        interaction: discord.Interaction[SeedreamBot],
+        size: str | None = None,
+        count: app_commands.Range[int, 1, 15] | None = None,
+        watermark: bool | None = None,
+        clear: bool = False,
+    ) -> None:
+        """Your own defaults for size, count and watermark (in every server); no options shows them."""
+        store = self.bot.preferences
+        user_id = interaction.user.id
+        if clear:
+            if (size, count, watermark) != (None, None, None):
+                raise UserFacingError("Use `clear:True` on its own: it forgets all your defaults. Nothing was changed.")
+            await store.clear(user_id)
+            heading = "🧹 Your defaults are cleared."
+            preferences = MemberPreferences()
+        elif (size, count, watermark) == (None, None, None):
+            heading = "Your defaults, in every server:"
+            preferences = await store.get(user_id)
+        else:
+            parsed = parse_size(size) if size is not None else None
+            preferences = await store.update(user_id, size=parsed, count=count, watermark=watermark)
+            heading = "✅ Saved. Your defaults, in every server:"
+        await interaction.response.send_message(self._describe(heading, preferences), ephemeral=True,
+                                                allowed_mentions=NO_PINGS)
+
+    def _describe(self, heading: str, preferences: MemberPreferences) -> str:
+        settings = self.bot.settings
+        server_watermark = "on" if settings.default_watermark else "off"
+        size = f"**{preferences.size}**" if preferences.size else f"the server's ({settings.default_size})"
+        count = f"**{preferences.count}**" if preferences.count else "the server's (1)"
+        if preferences.watermark is None:
+            watermark = f"the server's ({server_watermark})"
+        else:
+            watermark = "**on**" if preferences.watermark else "**off**"
+        return (f"{heading}\n• size: {size}\n• count: {count}\n• watermark: {watermark}\n"
+                "An option you give a command, or a flag in the prompt (`--4k`, `--n 4`, …), still wins.")
+
+
+async def setup(bot: SeedreamBot) -> None:
+    await bot.add_cog(Prefer(bot))
