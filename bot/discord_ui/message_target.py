@@ -13,11 +13,14 @@ from typing import Any
 
 import discord
 
+from bot.core.i18n import render
 from bot.core.jobs.delivery import JobOutcome, ResultBatch
 from bot.core.jobs.progress import Progress, ProgressThrottle
+from bot.discord_ui.locales import server_locale
 from bot.discord_ui.rendering import outcome_text, progress_text, result_embed, result_files
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.result_view import result_view
+from bot.storage.jobs import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,12 @@ def only_author(message: discord.Message) -> discord.AllowedMentions:
 
 
 async def reply_to(message: discord.Message, text: str, **kwargs: Any) -> discord.Message:
-    """Answer `message` as a reply that pings only its author, even if it was deleted meanwhile."""
+    """Answer `message` as a reply that pings only its author, even if it was deleted meanwhile.
+
+    A plain message carries no locale, so a `Text` is said in the server's language.
+    """
     return await message.channel.send(
-        text,
+        render(text, server_locale(message.guild)),
         reference=message.to_reference(fail_if_not_exists=False),
         allowed_mentions=only_author(message),
         **kwargs,
@@ -56,10 +62,10 @@ class MessageTarget:
         guild = self._request.guild
         return guild.filesize_limit if guild is not None else DEFAULT_FILE_LIMIT
 
-    async def progress(self, job: Any, progress: Progress) -> None:
+    async def progress(self, job: JobRecord, progress: Progress) -> None:
         if not self._throttle.allow(progress):
             return
-        await self._show(progress_text(progress))
+        await self._show(progress_text(progress, job.request.locale))
 
     async def send_images(self, batch: ResultBatch) -> list[int]:
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)

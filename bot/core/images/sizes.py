@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 
+from bot.core.i18n import Text, join, tr
 from bot.core.limits import MAX_ASPECT_RATIO
 from bot.core.relay.errors import InvalidRequest
 
@@ -20,7 +21,7 @@ MAX_RATIO = MAX_ASPECT_RATIO
 
 _WXH = re.compile(r"^\s*(\d{1,6})\s*[xX\u00d7*]\s*(\d{1,6})\s*(?:px)?\s*$")
 
-SIZE_RULES = (
+SIZE_RULES = tr(
     "Use 1K, 2K or 4K, or WIDTHxHEIGHT with 921,600 to 16,777,216 pixels in total "
     "(1280x720 up to 4096x4096 worth of pixels) and an aspect ratio between 1:16 and 16:1, "
     "for example 2048x2048 or 2848x1600."
@@ -30,10 +31,10 @@ SIZE_RULES = (
 class InvalidSize(InvalidRequest):
     """The size a member typed is not one Seedream 4.0 accepts."""
 
-    user_message = f"That size isn't supported. {SIZE_RULES}"
+    user_message = tr("That size isn't supported. {rules}", rules=SIZE_RULES)
 
-    def __init__(self, reason: str | None = None) -> None:
-        message = f"{reason} {SIZE_RULES}" if reason else None
+    def __init__(self, reason: Text | None = None) -> None:
+        message = join([reason, SIZE_RULES]) if reason else None
         super().__init__(message, code="InvalidSize")
 
 
@@ -70,17 +71,18 @@ def size_pixels(value: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-def _problem(width: int, height: int) -> str | None:
+def _problem(width: int, height: int) -> Text | None:
     """Why `width`x`height` is not allowed, or None when it is."""
     if width <= 0 or height <= 0:
-        return "Width and height must be positive."
+        return tr("Width and height must be positive.")
     pixels = width * height
     if pixels < MIN_PIXELS:
-        return f"{width}x{height} is too small ({pixels:,} pixels)."
+        return tr("{width}x{height} is too small ({pixels:,} pixels).", width=width, height=height, pixels=pixels)
     if pixels > MAX_PIXELS:
-        return f"{width}x{height} is too large ({pixels:,} pixels)."
+        return tr("{width}x{height} is too large ({pixels:,} pixels).", width=width, height=height, pixels=pixels)
     if width > MAX_RATIO * height or height > MAX_RATIO * width:
-        return f"{width}x{height} is too narrow (the aspect ratio must stay within 16:1)."
+        return tr("{width}x{height} is too narrow (the aspect ratio must stay within 16:1).", width=width,
+                  height=height)
     return None
 
 
@@ -101,7 +103,7 @@ def parse_size(text: str) -> str:
 
 def _raise_unreadable(text: str) -> str:
     shown = re.sub(r"[`*_~|<>@\\]", "", text)[:40]
-    raise InvalidSize(f"I couldn't read `{shown}` as a size." if shown else "The size is empty.")
+    raise InvalidSize(tr("I couldn't read `{shown}` as a size.", shown=shown) if shown else tr("The size is empty."))
 
 
 def _normalize_query(text: str) -> str:
@@ -140,7 +142,8 @@ def upscale_size(width: int | None, height: int | None) -> str:
     if not width or not height:
         return "4K"
     if width * height >= ALREADY_4K_PIXELS:
-        raise AlreadyFourK(f"This image is already 4K ({width}×{height}); upscaling it again adds nothing.")
+        raise AlreadyFourK(tr("This image is already 4K ({width}×{height}); upscaling it again adds nothing.",
+                                width=width, height=height))
     scale = math.sqrt(MAX_PIXELS / (width * height))
     new_width, new_height = int(width * scale) // 16 * 16, int(height * scale) // 16 * 16
     if (new_width * new_height < MIN_PIXELS or new_width > MAX_RATIO * new_height

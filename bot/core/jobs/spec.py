@@ -50,6 +50,9 @@ class StoredRequest:
     watermark: bool | None = None
     reference_count: int = 0
     references: tuple[StoredReference, ...] = ()
+    # The Discord locale of the member who asked (their `interaction.locale`, else the server's):
+    # messages posted for this job later, by the runner or after a restart, speak it.
+    locale: str | None = None
 
     @property
     def references_complete(self) -> bool:
@@ -70,6 +73,7 @@ class StoredRequest:
             watermark=None if watermark is None else bool(watermark),
             reference_count=int(value.get("reference_count") or 0),
             references=tuple(StoredReference.from_json(item) for item in references if isinstance(item, Mapping)),
+            locale=str(value["locale"]) if value.get("locale") else None,
         )
 
 
@@ -87,6 +91,7 @@ class JobSpec:
     source_message_id: int | None = None
     dedupe_key: str | None = None
     references: Sequence[StoredReference] = field(default_factory=tuple)
+    locale: str | None = None
 
     def stored_request(self) -> StoredRequest:
         request = self.request
@@ -97,6 +102,7 @@ class JobSpec:
             watermark=request.watermark,
             reference_count=len(request.references),
             references=tuple(self.references),
+            locale=self.locale,
         )
 
 
