@@ -19,6 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import tr
 from bot.core.quota import GuildQuotaSettings, Period
 from bot.discord_ui import quota_render as render
 from bot.discord_ui.replies import NO_PINGS
@@ -106,7 +107,7 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
         """See your image quota: used, left, when it resets, your jobs. Moderators: anyone's."""
         member = user or interaction.user
         if member.id != interaction.user.id and not await is_moderator(interaction):
-            raise UserFacingError("Only moderators can see another member's quota; `/quota show` shows yours.")
+            raise UserFacingError(tr("Only moderators can see another member's quota; `/quota show` shows yours."))
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = _guild_id(interaction)
         role_ids = member_role_ids(member)

@@ -27,6 +27,9 @@ from typing import Any, Protocol, Self, runtime_checkable
 import discord
 from discord.ext import commands
 
+from bot.core.i18n import tr
+from bot.discord_ui.locales import member_locale
+
 RESULTS_COG = "Results"
 JOB = r"(?P<job>[a-z0-9]{1,16})"
 IMAGE = r"(?P<index>\d{1,2})(?::(?P<message>\d{1,20}))?"
@@ -50,7 +53,7 @@ class ResultActions(Protocol):
     async def pick(self, interaction: discord.Interaction[Any], job_id: str, index: int) -> None: ...
 
 
-UNAVAILABLE = "Result buttons are not available right now. Please try again in a moment."
+UNAVAILABLE = tr("Result buttons are not available right now. Please try again in a moment.")
 
 
 async def _actions(interaction: discord.Interaction[Any]) -> ResultActions | None:
@@ -59,7 +62,7 @@ async def _actions(interaction: discord.Interaction[Any]) -> ResultActions | Non
     cog = client.get_cog(RESULTS_COG) if isinstance(client, commands.Bot) else None
     if isinstance(cog, ResultActions):
         return cog
-    await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
+    await interaction.response.send_message(UNAVAILABLE.render(member_locale(interaction)), ephemeral=True)
     return None
 
 
@@ -172,7 +175,8 @@ class ImagePicker(_JobItem, discord.ui.DynamicItem[discord.ui.Select[Any]], temp
         values = data.get("values") or []
         chosen = str(values[0]) if values else ""
         if not chosen.isdigit():
-            await interaction.response.send_message("Please choose an image from the list.", ephemeral=True)
+            await interaction.response.send_message(
+                tr("Please choose an image from the list.").render(member_locale(interaction)), ephemeral=True)
             return
         if actions := await _actions(interaction):
             await actions.pick(interaction, self.job_id, int(chosen))

@@ -84,9 +84,10 @@ _MODEL_UNAVAILABLE = tr(
 )
 
 _BLOCKED_MESSAGES: dict[ContentKind, Text] = {
-    "input_text": tr("Your prompt was blocked by the image service's safety filter{detail}. Please rephrase it."),
-    "input_image": tr("A reference image was blocked by the image service's safety filter{detail}."),
-    "output_image": tr("The generated image was blocked by the image service's safety filter{detail}."),
+    "input_text": tr("Your prompt was blocked by the image service's safety filter{detail}. Please rephrase it.",
+                     detail=""),
+    "input_image": tr("A reference image was blocked by the image service's safety filter{detail}.", detail=""),
+    "output_image": tr("The generated image was blocked by the image service's safety filter{detail}.", detail=""),
 }
 _BLOCK_DETAILS = {
     "privacyinformation": tr(" (it seems to show a real person)"),
