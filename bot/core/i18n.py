@@ -107,16 +107,38 @@ def catalog_dir(locale: str | None) -> str | None:
 
 
 @functools.cache
-def _load(directory: str) -> gettext.NullTranslations:
+def _load(directory: str) -> tuple[gettext.GNUTranslations, frozenset[str]]:
+    """The catalog of `directory`, and the msgids it translates."""
     path = LOCALES_DIR / directory / "LC_MESSAGES" / f"{DOMAIN}.po"
     with path.open("rb") as po:
         messages = read_po(po, locale=directory)
     compiled = io.BytesIO()
     write_mo(compiled, messages)  # fuzzy and empty entries are left out: English is shown for them
     compiled.seek(0)
-    return gettext.GNUTranslations(compiled)
+    known = frozenset(
+        message.id if isinstance(message.id, str) else message.id[0]
+        for message in messages
+        if message.id and not message.fuzzy and all(forms(message.string))
+    )
+    return gettext.GNUTranslations(compiled), known
+
+
+def forms(string: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """A catalog entry's translation as a tuple of its plural forms ("" where untranslated)."""
+    if string is None:
+        return ("",)
+    return (string,) if isinstance(string, str) else tuple(string)
 
 
 def catalog(locale: str | None) -> gettext.NullTranslations:
     directory = catalog_dir(locale)
-    return _ENGLISH if directory is None else _load(directory)
+    return _ENGLISH if directory is None else _load(directory)[0]
+
+
+def translation(locale: str | None, msgid: str) -> str | None:
+    """`msgid` in `locale` when the catalog translates it (even to the same words), else None."""
+    directory = catalog_dir(locale)
+    if directory is None:
+        return None
+    translations, known = _load(directory)
+    return translations.gettext(msgid) if msgid in known else None

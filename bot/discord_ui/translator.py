@@ -10,7 +10,7 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from bot.core.i18n import catalog, catalog_dir
+from bot.core.i18n import translation
 
 TRANSLATED = frozenset({
     app_commands.TranslationContextLocation.command_description,
@@ -24,8 +24,7 @@ class CatalogTranslator(app_commands.Translator):
     async def translate(
         self, string: app_commands.locale_str, locale: discord.Locale, context: app_commands.TranslationContextTypes
     ) -> str | None:
-        if context.location not in TRANSLATED or catalog_dir(str(locale)) is None:
+        if context.location not in TRANSLATED:
             return None
-        translated = catalog(str(locale)).gettext(string.message)
-        # No translation: leave the locale out, so Discord shows the English.
-        return translated if translated != string.message else None
+        # No translation: None leaves the locale out, so Discord shows the English.
+        return translation(str(locale), string.message)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
-from bot.core.i18n import CATALOGS, DOMAIN, LOCALES_DIR
+from bot.core.i18n import CATALOGS, DOMAIN, LOCALES_DIR, forms
 from bot.locales.keys import catalog_keys
 
 
 def template() -> Catalog:
     catalog = Catalog(project="seedream-discord-bot", domain=DOMAIN)
     for key in catalog_keys().values():
-        catalog.add((key.msgid, key.plural) if key.plural else key.msgid, locations=[(key.where, None)])
+        catalog.add((key.msgid, key.plural) if key.plural else key.msgid, locations=[(key.where, 0)])
     return catalog
 
 
@@ -35,12 +35,8 @@ def main() -> None:
         catalog.update(pot, no_fuzzy_matching=True)
         with path.open("wb") as out:
             write_po(out, catalog, width=0, ignore_obsolete=True, include_previous=False)
-        done = sum(1 for message in catalog if message.id and all(_strings(message.string)))
+        done = sum(1 for message in catalog if message.id and all(forms(message.string)))
         print(f"{path.relative_to(LOCALES_DIR)}: {done} of {len(pot)} translated")
-
-
-def _strings(string: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    return (string,) if isinstance(string, str) else tuple(string)
 
 
 if __name__ == "__main__":

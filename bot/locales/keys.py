@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from babel.messages.extract import extract_from_dir
 from discord import app_commands
@@ -55,7 +56,7 @@ def command_keys() -> Iterator[Key]:
                 yield from _command_texts(command, module_name)
 
 
-def _command_texts(command: app_commands.Command[..., ..., object] | app_commands.Group, where: str) -> Iterator[Key]:
+def _command_texts(command: app_commands.Command[Any, ..., Any] | app_commands.Group, where: str) -> Iterator[Key]:
     yield Key(command.description, where=where)
     if isinstance(command, app_commands.Group):
         for child in command.commands:

@@ -1,0 +1,102 @@
+"""Members' languages end to end: each answer follows the locale of the member it answers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.core.i18n import CATALOGS, SIMILAR
+from tests.e2e.conftest import BotStarter, World
+from tests.e2e.test_imagine import finished, image_messages
+from tests.e2e.test_imagine_errors import FLAG_EPHEMERAL
+from tests.e2e.test_quota import refusal
+from tests.fakes.fake_discord import FakeDiscord
+
+LOCALES = set(CATALOGS) | set(SIMILAR)  # es-419 reads the es-ES catalog
+
+
+async def imagine_as(discord: FakeDiscord, locale: str, **options):
+    age = options.pop("age", timedelta(0))
+    return await discord.slash("imagine", options, locale=locale, age=age)
+
+
+async def test_a_bad_size_is_refused_privately_in_the_members_language(world: World):
+    chinese = await (await imagine_as(world.discord, "zh-CN", prompt="一只猫", size="800x800")).wait_callback()
+    english = await (await imagine_as(world.discord, "en-US", prompt="a cat", size="800x800")).wait_callback()
+
+    assert chinese.type == 4 and chinese.data["flags"] & FLAG_EPHEMERAL
+    assert chinese.data["content"].startswith("800x800 太小了（640,000 像素）。 请使用 1K、2K 或 4K")
+    assert english.data["content"].startswith("800x800 is too small (640,000 pixels). Use 1K, 2K or 4K")
+    assert world.relay.requests == []
+
+
+async def test_a_quota_refusal_speaks_chinese_to_a_chinese_member(boot: BotStarter, fake_discord, relay):
+    async with boot(quota_default_limit=0):
+        refused = await refusal(await imagine_as(fake_discord, "zh-CN", prompt="一只猫"))
+
+    assert refused.startswith("你已用完今天的 0 张图片。你的额度将于 <t:"), refused
+    assert relay.requests == []
+
+
+async def test_a_chinese_prompt_reaches_the_model_unchanged_and_the_result_speaks_chinese(world: World):
+    prompt = "  水墨画风格的山水，远处有一座小桥 🌉 — with English words, too  "
+    interaction = await imagine_as(world.discord, "zh-CN", prompt=prompt, count=2)
+    summary = await finished(interaction)
+
+    [request] = world.relay.requests
+    assert request.body["prompt"] == prompt.strip()  # only the surrounding spaces go, as for every prompt
+    assert summary.content.startswith("✅ 用时") and "2 张图片" in summary.content
+    embed = image_messages(interaction)[0].embeds[0]
+    assert {field["name"] for field in embed["fields"]} >= {"尺寸", "模型", "用时", "图片", "额度"}
+    assert embed["footer"]["text"].startswith("任务 ")
+    job = await world.bot.jobs.get(embed["footer"]["text"].removeprefix("任务 "))
+    assert job is not None and job.request.prompt == prompt.strip() and job.request.locale == "zh-CN"
+
+
+async def test_a_delivery_after_the_token_expired_keeps_the_members_language(world: World):
+    await imagine_as(world.discord, "ja", prompt="a slow painting", age=timedelta(minutes=14, seconds=30))
+
+    message = await world.discord.wait_for_message(world.discord.general, lambda m: bool(m.files) and not m.via_webhook)
+    assert message.content == f"<@{world.discord.alice.id}> here is your image:"  # ja lacks this one: English
+    fields = {field["name"] for field in message.embeds[0]["fields"]}
+    assert {"サイズ", "モデル", "時間"} <= fields
+
+
+async def test_each_member_gets_their_own_language_on_the_same_server(world: World):
+    german = await (await imagine_as(world.discord, "de", prompt="   ")).wait_callback()
+    korean = await (await imagine_as(world.discord, "ko", prompt="   ")).wait_callback()
+
+    assert german.data["content"] == "Beschreibe das gewünschte Bild: der Prompt ist leer."
+    assert korean.data["content"] == "원하는 이미지를 설명해 주세요. 프롬프트가 비어 있습니다."
+
+
+def localized_options(options):
+    for option in options or []:
+        yield option
+        yield from localized_options(option.get("options"))
+
+
+async def test_synced_commands_carry_description_and_choice_localizations_but_english_names(world: World):
+    commands = {command["name"]: command for command in world.discord.commands}
+
+    imagine = commands["imagine"]
+    assert set(imagine["description_localizations"]) == LOCALES
+    assert imagine["description_localizations"]["zh-CN"] == "用 Seedream 4.0 生成图片。"
+    assert imagine["description_localizations"]["fr"] == "Génère des images avec Seedream 4.0."
+    prompt = next(option for option in imagine["options"] if option["name"] == "prompt")
+    assert prompt["description_localizations"]["zh-CN"] == "要画什么"
+    for command in world.discord.commands:
+        assert not command.get("name_localizations"), command["name"]  # names stay English
+        if command.get("type", 1) != 1:
+            continue
+        assert set(command["description_localizations"]) == LOCALES, command["name"]
+        for option in localized_options(command.get("options")):
+            assert not option.get("name_localizations"), option["name"]
+            assert set(option["description_localizations"]) == LOCALES, (command["name"], option["name"])
+
+    default = next(o for o in commands["quota"]["options"] if o["name"] == "default")
+    period = next(o for o in default["options"] if o["name"] == "period")
+    names = {choice["value"]: choice for choice in period["choices"]}
+    assert names["daily"]["name"] == "daily"
+    assert names["daily"]["name_localizations"]["zh-CN"] == "每天"
+    assert names["weekly"]["name_localizations"]["de"] == "wöchentlich"
+    assert set(names["monthly"]["name_localizations"]) == LOCALES
