@@ -22,6 +22,7 @@ from bot.core.errors import UserFacingError
 from bot.core.i18n import tr
 from bot.core.quota import GuildQuotaSettings, Period
 from bot.discord_ui import quota_render as render
+from bot.discord_ui.locales import member_locale, server_locale
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.requester import member_role_ids
 
@@ -75,10 +76,9 @@ def moderators_only() -> Callable[[T], T]:
         if await is_moderator(interaction):
             return True
         moderator_role = await moderator_role_of(interaction) if interaction.guild_id else None
-        who = "the Manage Server permission"
-        if moderator_role is not None:
-            who += f" or the {render.role(moderator_role)} role"
-        raise NotModerator(f"Only moderators can change quotas: this needs {who}. Nothing was changed.")
+        who = (tr("the Manage Server permission") if moderator_role is None
+               else tr("the Manage Server permission or the {role} role", role=render.role(moderator_role)))
+        raise NotModerator(tr("Only moderators can change quotas: this needs {who}. Nothing was changed.", who=who))
 
     return app_commands.check(predicate)
 
@@ -87,8 +87,8 @@ def manage_server_only() -> Callable[[T], T]:
     async def predicate(interaction: discord.Interaction[Any]) -> bool:
         if interaction.guild_id is not None and interaction.permissions.manage_guild:
             return True
-        raise NotModerator("Only members with the Manage Server permission can choose the moderator role. "
-                           "Nothing was changed.")
+        raise NotModerator(tr("Only members with the Manage Server permission can choose the moderator role. "
+                              "Nothing was changed."))
 
     return app_commands.check(predicate)
 
@@ -114,7 +114,8 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
         status = await self.bot.quota.status(guild_id, member.id, role_ids)
         settings = await self.bot.quota.guild_settings(guild_id)
         jobs = await self.bot.jobs.active_for_user(member.id, guild_id)
-        embed = render.status_embed(status, settings, member=member, role_ids=role_ids, jobs=jobs)
+        embed = render.status_embed(status, settings, member=member, role_ids=role_ids, jobs=jobs,
+                                    locale=member_locale(interaction))
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
 
     # --- a member's numbers --------------------------------------------------------------
@@ -298,14 +299,16 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
         note = None
         if missed:
             where = ", ".join(render.channel(c) for c in missed)
-            note = (f"⚠️ I could not post this to the audit channel {where}: check that I can view it, "
-                    "send messages and embed links there.")
-        await interaction.followup.send(action.answer(audit_note=note), ephemeral=True, allowed_mentions=NO_PINGS)
+            note = tr("⚠️ I could not post this to the audit channel {where}: check that I can view it, "
+                      "send messages and embed links there.", where=where)
+        await interaction.followup.send(action.answer(audit_note=note, locale=member_locale(interaction)),
+                                        ephemeral=True, allowed_mentions=NO_PINGS)
 
     async def _post_audit(self, guild_id: int, channel_id: int, action: render.ModeratorAction) -> bool:
         target = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
         try:
-            await target.send(embed=action.audit_embed(discord.utils.utcnow()), allowed_mentions=NO_PINGS)
+            locale = server_locale(self.bot.get_guild(guild_id))
+            await target.send(embed=action.audit_embed(discord.utils.utcnow(), locale), allowed_mentions=NO_PINGS)
         except discord.HTTPException:
             log.warning("could not post a quota action to audit channel %s in guild %s", channel_id, guild_id,
                         exc_info=True)
@@ -315,8 +318,8 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
 
 def _refuse_everyone(role: discord.Role) -> None:
     if role.is_default():
-        raise UserFacingError("@everyone is not a quota role: use `/quota default` to set everyone's limit. "
-                              "Nothing was changed.")
+        raise UserFacingError(tr("@everyone is not a quota role: use `/quota default` to set everyone's limit. "
+                                 "Nothing was changed."))
 
 
 async def setup(bot: SeedreamBot) -> None:
