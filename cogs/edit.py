@@ -88,7 +88,8 @@ class Edit(commands.Cog):
             ),
             max_prompt_length=self.bot.settings.max_prompt_length,
             size_hint=self.bot.settings.default_size,
-            placeholder="e.g. make it a snowy night, keep the cat as it is",
+            placeholder=tr("e.g. make it a snowy night, keep the cat as it is"),
+            locale=member_locale(interaction),
         )
         await interaction.response.send_modal(modal)  # a modal must come first
 

@@ -120,6 +120,7 @@ class Results(commands.Cog, name=RESULTS_COG):
                 ),
                 max_prompt_length=self.bot.settings.max_prompt_length,
                 size_hint=job.request.size or self.bot.settings.default_size,
+                locale=member_locale(interaction),
             )
             await interaction.response.send_modal(modal)
 
@@ -183,13 +184,15 @@ class Results(commands.Cog, name=RESULTS_COG):
                 raise UserFacingError(tr("That message is gone."))
             image = find_image(message, job.id, index)
             total = job.request.count
+            locale = member_locale(interaction)
             embed = discord.Embed(
-                description=f"**Image {index + 1}** of {total}: edit it with a new prompt, or upscale it to 4K.",
+                description=tr("**Image {number}** of {total}: edit it with a new prompt, or upscale it to 4K.",
+                               number=index + 1, total=total).render(locale),
                 colour=discord.Colour(0x5865F2),
             )
             embed.set_thumbnail(url=image.url)
             await interaction.response.send_message(
-                embed=embed, view=picked_image_view(job.id, index, message.id), ephemeral=True
+                embed=embed, view=picked_image_view(job.id, index, message.id, locale), ephemeral=True
             )
 
     # -- helpers ---------------------------------------------------------------------------------

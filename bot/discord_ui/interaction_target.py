@@ -69,7 +69,7 @@ class InteractionTarget:
 
     async def send_images(self, batch: ResultBatch) -> list[int]:
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
-        view = result_view(batch.job.id, [file.index for file in batch.files])
+        view = result_view(batch.job.id, [file.index for file in batch.files], batch.job.request.locale)
         if self.token_usable():
             try:
                 followup = await self._interaction.followup.send(

@@ -72,7 +72,7 @@ class MessageTarget:
         message = await self._request.channel.send(
             embed=embed,
             files=result_files(batch),
-            view=result_view(batch.job.id, [file.index for file in batch.files]),
+            view=result_view(batch.job.id, [file.index for file in batch.files], batch.job.request.locale),
             reference=self._request.to_reference(fail_if_not_exists=False),
             allowed_mentions=only_author(self._request),
         )

@@ -9,6 +9,7 @@ from tests.e2e.conftest import BotStarter, World
 from tests.e2e.test_imagine import finished, image_messages
 from tests.e2e.test_imagine_errors import FLAG_EPHEMERAL
 from tests.e2e.test_quota import refusal
+from tests.e2e.test_results import slow_first_post
 from tests.fakes.fake_discord import FakeDiscord
 
 LOCALES = set(CATALOGS) | set(SIMILAR)  # es-419 reads the es-ES catalog
@@ -100,3 +101,56 @@ async def test_synced_commands_carry_description_and_choice_localizations_but_en
     assert names["daily"]["name_localizations"]["zh-CN"] == "每天"
     assert names["weekly"]["name_localizations"]["de"] == "wöchentlich"
     assert set(names["monthly"]["name_localizations"]) == LOCALES
+
+
+async def test_result_buttons_and_the_picker_speak_the_requesters_language(world: World):
+    single = await imagine_as(world.discord, "zh-CN", prompt="一只猫")
+    await finished(single)
+    labels = [c.get("label") for row in image_messages(single)[0].components for c in row["components"]]
+    assert labels == ["重新生成", "编辑", "放大到 4K", "删除"]
+
+    slow_first_post(world.discord)  # the set's images 2 and 3 then share one message, with the picker
+    trio = await imagine_as(world.discord, "fr", prompt="trois chats", count=3)
+    await finished(trio)
+    [select_row, button_row] = image_messages(trio)[1].components
+    [select] = select_row["components"]
+    assert select["placeholder"] == "Modifier ou agrandir une de ces images…"
+    assert [option["label"] for option in select["options"]] == ["Image 2", "Image 3"]
+    assert [c["label"] for c in button_row["components"]] == ["Relancer", "Supprimer"]
+
+
+async def test_quota_show_answers_in_the_members_language(world: World):
+    answer = await (await world.discord.slash("quota", {}, subcommand="show", locale="zh-CN")).wait_response()
+
+    embed = answer.embeds[0]
+    assert answer.ephemeral
+    assert embed["title"].startswith("图片额度：")
+    assert "今天还剩 **25**（共 25 张图片）。" in embed["description"]
+    fields = {field["name"]: field["value"] for field in embed["fields"]}
+    assert fields["今天已用"] == "0 张图片"
+    assert fields["上限"].startswith("每天 25 张图片\n机器人的默认值")
+
+
+async def test_the_audit_channel_speaks_the_servers_language_and_the_moderator_their_own(
+        boot: BotStarter, fake_discord, relay):
+    fake_discord.guild.locale = "zh-CN"  # the server's Community language (guild_locale)
+    mod_log = fake_discord.add_channel(fake_discord.guild, "mod-log")
+    mod, alice = fake_discord.mod, fake_discord.alice
+
+    async def moderate(subcommand: str, **options):
+        interaction = await fake_discord.slash("quota", options, subcommand=subcommand, user=mod, locale="en-US")
+        return await interaction.wait_response()
+
+    async with boot(quota_default_limit=2):
+        await moderate("audit-channel", channel=mod_log)
+        answer = await moderate("grant", user=alice, amount=3, reason="contest")
+        posts = await fake_discord.wait_for(lambda: (p := fake_discord.messages(mod_log)) and len(p) >= 2 and p,
+                                            what="two audit posts")
+
+    assert answer.content.startswith(f"✅ Granted <@{alice.id}> **3 images** extra today")
+    assert "Reason: contest" in answer.content
+    grant = posts[1].embeds[0]
+    assert grant["title"] == "/quota grant"  # command names stay English
+    assert grant["description"].startswith(f"已给予 <@{alice.id}> 今天额外 **3 张图片**")
+    fields = {field["name"]: field["value"] for field in grant["fields"]}
+    assert fields["管理员"] == f"<@{mod.id}>" and fields["原因"] == "contest"

@@ -43,21 +43,21 @@ class InvalidSize(InvalidRequest):
 # 5504x3040 (16,732,160 px), 4704x3520 (16,558,080 px) and 6240x2656 (16,573,440 px) are
 # all under it, so no entry needed replacing. tests/seedream/test_sizes.py re-checks them.
 SIZE_PRESETS: list[tuple[str, str]] = [
-    ("1K (model picks the shape)", "1K"),
-    ("2K (model picks the shape)", "2K"),
-    ("4K (model picks the shape)", "4K"),
-    ("Square 1:1 2K (2048x2048)", "2048x2048"),
-    ("Landscape 16:9 2K (2848x1600)", "2848x1600"),
-    ("Portrait 9:16 2K (1600x2848)", "1600x2848"),
-    ("Landscape 4:3 2K (2304x1728)", "2304x1728"),
-    ("Portrait 3:4 2K (1728x2304)", "1728x2304"),
-    ("Cinema 21:9 2K (3136x1344)", "3136x1344"),
-    ("Square 1:1 4K (4096x4096)", "4096x4096"),
-    ("Landscape 16:9 4K (5504x3040)", "5504x3040"),
-    ("Portrait 9:16 4K (3040x5504)", "3040x5504"),
-    ("Landscape 4:3 4K (4704x3520)", "4704x3520"),
-    ("Portrait 3:4 4K (3520x4704)", "3520x4704"),
-    ("Cinema 21:9 4K (6240x2656)", "6240x2656"),
+    (tr("1K (model picks the shape)"), "1K"),
+    (tr("2K (model picks the shape)"), "2K"),
+    (tr("4K (model picks the shape)"), "4K"),
+    (tr("Square 1:1 2K (2048x2048)"), "2048x2048"),
+    (tr("Landscape 16:9 2K (2848x1600)"), "2848x1600"),
+    (tr("Portrait 9:16 2K (1600x2848)"), "1600x2848"),
+    (tr("Landscape 4:3 2K (2304x1728)"), "2304x1728"),
+    (tr("Portrait 3:4 2K (1728x2304)"), "1728x2304"),
+    (tr("Cinema 21:9 2K (3136x1344)"), "3136x1344"),
+    (tr("Square 1:1 4K (4096x4096)"), "4096x4096"),
+    (tr("Landscape 16:9 4K (5504x3040)"), "5504x3040"),
+    (tr("Portrait 9:16 4K (3040x5504)"), "3040x5504"),
+    (tr("Landscape 4:3 4K (4704x3520)"), "4704x3520"),
+    (tr("Portrait 3:4 4K (3520x4704)"), "3520x4704"),
+    (tr("Cinema 21:9 4K (6240x2656)"), "6240x2656"),
 ]
 
 MAX_SUGGESTIONS = 25
