@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.core.i18n import CATALOGS, SIMILAR
+from bot.core.jobs.spec import StoredRequest
+from bot.storage.database import Database
+from bot.storage.jobs import JobStore
 from tests.e2e.conftest import BotStarter, World
 from tests.e2e.test_imagine import finished, image_messages
 from tests.e2e.test_imagine_errors import FLAG_EPHEMERAL
@@ -154,3 +157,22 @@ async def test_the_audit_channel_speaks_the_servers_language_and_the_moderator_t
     assert grant["description"].startswith(f"已给予 <@{alice.id}> 今天额外 **3 张图片**")
     fields = {field["name"]: field["value"] for field in grant["fields"]}
     assert fields["管理员"] == f"<@{mod.id}>" and fields["原因"] == "contest"
+
+
+async def test_the_notice_after_a_restart_speaks_the_language_stored_with_the_job(boot: BotStarter, fake_discord,
+                                                                                  database_url):
+    async with boot():
+        pass  # first run creates the schema
+    database = Database(database_url)
+    jobs = JobStore(database)
+    job = await jobs.create(kind="imagine", requester_id=fake_discord.alice.id, guild_id=fake_discord.guild.id,
+                            channel_id=fake_discord.general.id,
+                            request=StoredRequest(prompt="丢失", size="2K", count=1, locale="zh-CN"))
+    await jobs.mark_running(job.id)
+    await database.close()
+
+    async with boot():
+        notice = await fake_discord.wait_for_message(fake_discord.general, lambda m: job.id in m.content)
+
+    assert notice.content == (f"<@{fake_discord.alice.id}> 你的任务 `{job.id}` 被中断了。"
+                              "机器人在这个任务完成前重启了；没有扣除任何额度。请重试。")
