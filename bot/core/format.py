@@ -20,7 +20,3 @@ def size_over(size: int, limit: int) -> Text | str:
     shown, allowed = megabytes(size), megabytes(limit)
     return tr("just over {limit}", limit=allowed) if shown == allowed else shown
 
-
-def plural(count: int, noun: str) -> str:
-    """ "1 image", "3 images"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
