@@ -60,7 +60,7 @@ async def test_a_delivery_after_the_token_expired_keeps_the_members_language(wor
     await imagine_as(world.discord, "ja", prompt="a slow painting", age=timedelta(minutes=14, seconds=30))
 
     message = await world.discord.wait_for_message(world.discord.general, lambda m: bool(m.files) and not m.via_webhook)
-    assert message.content == f"<@{world.discord.alice.id}> here is your image:"  # ja lacks this one: English
+    assert message.content == f"<@{world.discord.alice.id}> 画像ができました："
     fields = {field["name"] for field in message.embeds[0]["fields"]}
     assert {"サイズ", "モデル", "時間"} <= fields
 
