@@ -12,6 +12,7 @@ from tests.e2e.conftest import BotStarter, World
 from tests.e2e.test_imagine import finished, image_messages
 from tests.e2e.test_imagine_errors import FLAG_EPHEMERAL
 from tests.e2e.test_quota import refusal
+from tests.e2e.test_references import GREEN, RED, bot_replies
 from tests.e2e.test_results import slow_first_post
 from tests.fakes.fake_discord import FakeDiscord
 
@@ -176,3 +177,34 @@ async def test_the_notice_after_a_restart_speaks_the_language_stored_with_the_jo
 
     assert notice.content == (f"<@{fake_discord.alice.id}> 你的任务 `{job.id}` 被中断了。"
                               "机器人在这个任务完成前重启了；没有扣除任何额度。请重试。")
+
+
+async def test_the_edit_form_speaks_the_members_language(world: World):
+    fake = world.discord
+    posted = await fake.user_message(fake.general, fake.alice, "two cats", attachments=[("one.png", RED),
+                                                                                       ("two.png", GREEN)])
+    opened = await fake.context_menu("Edit with Seedream", posted, locale="zh-CN")
+    modal = (await opened.wait_callback()).data
+
+    assert modal["title"] == "用 Seedream 编辑 2 张图片"
+    labels = [c["label"] for row in modal["components"] for c in row["components"]]
+    assert labels == ["要改什么？", "尺寸（可选）"]
+
+
+async def test_a_reply_edit_which_carries_no_locale_speaks_the_servers_language(boot: BotStarter, fake_discord,
+                                                                                relay):
+    fake_discord.guild.locale = "zh-CN"
+    async with boot():
+        upload = await fake_discord.user_message(fake_discord.general, fake_discord.mod, "猫",
+                                                 attachments=[("cat.png", RED)])
+        asked = await fake_discord.user_message(fake_discord.general, fake_discord.alice,
+                                                f"{fake_discord.bot_user.mention} 给它戴上帽子", reply_to=upload)
+
+        def status():
+            return next((m for m in bot_replies(fake_discord, asked) if m.content.startswith("✅")), None)
+
+        done = await fake_discord.wait_for(status, 15.0, what="the reply's final status")
+
+    assert done.content.startswith("✅ 用时") and "1 张图片" in done.content
+    [request] = relay.requests
+    assert request.body["prompt"] == "给它戴上帽子"
