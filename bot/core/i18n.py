@@ -72,9 +72,14 @@ def _format(
     locale: str | None,
 ) -> str:
     values = {key: render(value, locale) for key, value in params.items()}
-    if plural is None:
-        return translations.gettext(msgid).format(**values)
-    return translations.ngettext(msgid, plural, count).format(count=count, **values)
+    template = translations.gettext(msgid) if plural is None else translations.ngettext(msgid, plural, count)
+    try:
+        return template.format(count=count, **values) if plural is not None else template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        # A hand-edited catalog with a broken placeholder (tests/test_catalogs.py catches it in CI):
+        # the member gets the English rather than an error.
+        english = msgid if plural is None or count == 1 else plural
+        return english.format(count=count, **values) if plural is not None else english.format(**values)
 
 
 def tr(msgid: str, **params: Any) -> Text:

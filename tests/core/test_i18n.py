@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gettext
+
+from bot.core import i18n
 from bot.core.i18n import Text, catalog_dir, join, tr, trn
 from bot.core.images.sizes import InvalidSize, parse_size
 from bot.core.quota.periods import Period
@@ -51,3 +54,12 @@ def test_an_error_from_the_core_is_localized_whole():
     assert refused.user_message.startswith("800x800 is too small (640,000 pixels).")
     assert refused.localized("zh-CN").startswith("800x800 太小了（640,000 像素）。 请使用 1K、2K 或 4K")
     assert join([tr("Size"), "{literal}"]).render("zh-CN") == "尺寸 {literal}"
+
+
+def test_a_translation_with_a_broken_placeholder_shows_the_english(monkeypatch):
+    class Broken(gettext.NullTranslations):
+        def gettext(self, message: str) -> str:
+            return "第 {numbr} 张"  # a typo in a hand-edited catalog
+
+    monkeypatch.setattr(i18n, "catalog", lambda locale: Broken())
+    assert tr("Edit image {number}", number=2).render("zh-CN") == "Edit image 2"
