@@ -22,7 +22,13 @@ def template() -> Catalog:
 
 def main() -> None:
     pot = template()
-    with (LOCALES_DIR / f"{DOMAIN}.pot").open("wb") as out:
+    pot_path = LOCALES_DIR / f"{DOMAIN}.pot"
+    if pot_path.exists():
+        with pot_path.open("rb") as existing:
+            previous = read_po(existing)
+        if [m.id for m in previous if m.id] == [m.id for m in pot if m.id]:
+            pot.creation_date = previous.creation_date  # unchanged texts: unchanged files (merge-friendly)
+    with pot_path.open("wb") as out:
         write_po(out, pot, width=0, omit_header=False, sort_output=False)
     for directory in CATALOGS.values():
         path = LOCALES_DIR / directory / "LC_MESSAGES" / f"{DOMAIN}.po"

@@ -18,10 +18,11 @@ from babel.messages.extract import extract_from_dir
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import EXTENSIONS
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 SOURCE_DIRS = ("bot", "cogs")
 KEYWORDS = {"tr": None, "trn": (1, 2)}
-COG_MODULES = ("cogs.imagine", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results", "cogs.show")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def source_keys() -> Iterator[Key]:
 
 def command_keys() -> Iterator[Key]:
     """Descriptions and choice names of every slash command the cogs define (names stay English)."""
-    for module_name in COG_MODULES:
+    for module_name in EXTENSIONS:
         module = importlib.import_module(module_name)
         for _, cog in inspect.getmembers(module, inspect.isclass):
             if not issubclass(cog, commands.Cog) or cog.__module__ != module_name:
