@@ -12,6 +12,7 @@ import discord
 from discord.ext import commands, tasks
 
 from bot.config import Settings
+from bot.core.i18n import tr
 from bot.core.jobs.delivery import DeliveryTarget, JobOutcome
 from bot.core.jobs.runner import JobRunner
 from bot.core.jobs.service import INTERRUPTED, JobService
@@ -23,6 +24,7 @@ from bot.discord_ui.endpoints import apply_discord_endpoints
 from bot.discord_ui.interaction_target import InteractionTarget
 from bot.discord_ui.message_target import MessageTarget
 from bot.discord_ui.rendering import quota_note
+from bot.discord_ui.translator import CatalogTranslator
 from bot.discord_ui.tree import SeedreamTree
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobStore
@@ -100,6 +102,7 @@ class SeedreamBot(commands.Bot):
         )
         self.job_service = JobService(self.database, self.jobs, self.quota, self.runner)
         self._interrupted = await self.job_service.settle_interrupted()
+        await self.tree.set_translator(CatalogTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if settings.sync_commands:
@@ -115,8 +118,9 @@ class SeedreamBot(commands.Bot):
                 continue
             channel = self.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
             try:
+                text = tr("your job `{job}` was interrupted. {reason}", job=job.id, reason=INTERRUPTED)
                 await channel.send(
-                    f"<@{job.requester_id}> your job `{job.id}` was interrupted. {INTERRUPTED}",
+                    f"<@{job.requester_id}> {text.render(job.request.locale)}",
                     allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.requester_id)]),
                 )
             except discord.HTTPException:

@@ -25,6 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import tr, trn
 from bot.discord_ui.attachments import (
     ReferenceSource,
     attach_references,
@@ -34,6 +35,7 @@ from bot.discord_ui.attachments import (
 )
 from bot.discord_ui.confirm import confirm_and_defer, confirm_reply
 from bot.discord_ui.edit_modal import EditPromptModal
+from bot.discord_ui.locales import member_locale
 from bot.discord_ui.message_target import reply_to
 from bot.discord_ui.replies import explain
 from bot.discord_ui.requester import job_spec
@@ -45,15 +47,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MENU_NAME = "Edit with Seedream"
-NO_IMAGES = (
+NO_IMAGES = tr(
     "That message has no images to edit. Use “Edit with Seedream” on a message with images "
     "attached, or `/imagine` with a `reference` image."
 )
-HIDDEN_IMAGES = (
+HIDDEN_IMAGES = tr(
     "I can't see the images of that message: without the Message Content intent Discord only "
     "shows me messages that mention me. Use Apps → “Edit with Seedream” on it instead."
 )
-ASK_FOR_PROMPT = "Tell me what to change: reply to the image with a prompt, e.g. “make it a snowy night”."
+ASK_FOR_PROMPT = tr("Tell me what to change: reply to the image with a prompt, e.g. “make it a snowy night”.")
 
 
 class Edit(commands.Cog):
@@ -80,13 +82,15 @@ class Edit(commands.Cog):
         check_sources(sources)
         count = len(sources)
         modal = EditPromptModal(
-            title=f"Edit {'the image' if count == 1 else f'{count} images'} with Seedream",
+            title=trn("Edit the image with Seedream", "Edit {count} images with Seedream", count).render(
+                member_locale(interaction)),
             submit=lambda modal_interaction, prompt, size: self.submit_edit(
                 modal_interaction, message, sources, prompt, size
             ),
             max_prompt_length=self.bot.settings.max_prompt_length,
             size_hint=(await self.bot.preferences.get(interaction.user.id)).size or self.bot.settings.default_size,
-            placeholder="e.g. make it a snowy night, keep the cat as it is",
+            placeholder=tr("e.g. make it a snowy night, keep the cat as it is"),
+            locale=member_locale(interaction),
         )
         await interaction.response.send_modal(modal)  # a modal must come first
 
@@ -164,12 +168,12 @@ class Edit(commands.Cog):
         except discord.NotFound:
             if quiet:
                 return None
-            raise UserFacingError("I can't find the message you replied to.") from None
+            raise UserFacingError(tr("I can't find the message you replied to.")) from None
         except discord.Forbidden:
             if quiet:
                 return None
             raise UserFacingError(
-                "I can't read the message you replied to: I need the Read Message History permission here."
+                tr("I can't read the message you replied to: I need the Read Message History permission here.")
             ) from None
 
 

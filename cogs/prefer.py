@@ -9,8 +9,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import Text, join, tr
 from bot.core.images.sizes import parse_size
 from bot.core.jobs.preferences import MemberPreferences
+from bot.discord_ui.locales import member_locale
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.slash_jobs import SIZE_HELP, size_autocomplete
 
@@ -43,31 +45,36 @@ class Prefer(commands.Cog):
         user_id = interaction.user.id
         if clear:
             if (size, count, watermark) != (None, None, None):
-                raise UserFacingError("Use `clear:True` on its own: it forgets all your defaults. Nothing was changed.")
+                raise UserFacingError(tr("Use `clear:True` on its own: it forgets all your defaults. "
+                                         "Nothing was changed."))
             await store.clear(user_id)
-            heading = "🧹 Your defaults are cleared."
+            heading = tr("🧹 Your defaults are cleared.")
             preferences = MemberPreferences()
         elif (size, count, watermark) == (None, None, None):
-            heading = "Your defaults, in every server:"
+            heading = tr("Your defaults, in every server:")
             preferences = await store.get(user_id)
         else:
             parsed = parse_size(size) if size is not None else None
             preferences = await store.update(user_id, size=parsed, count=count, watermark=watermark)
-            heading = "✅ Saved. Your defaults, in every server:"
-        await interaction.response.send_message(self._describe(heading, preferences), ephemeral=True,
+            heading = tr("✅ Saved. Your defaults, in every server:")
+        await interaction.response.send_message(self._describe(heading, preferences).render(member_locale(interaction)),
+                                                ephemeral=True,
                                                 allowed_mentions=NO_PINGS)
 
-    def _describe(self, heading: str, preferences: MemberPreferences) -> str:
+    def _describe(self, heading: Text, preferences: MemberPreferences) -> Text:
         settings = self.bot.settings
-        server_watermark = "on" if settings.default_watermark else "off"
-        size = f"**{preferences.size}**" if preferences.size else f"the server's ({settings.default_size})"
-        count = f"**{preferences.count}**" if preferences.count else "the server's (1)"
+        on, off = tr("on"), tr("off")
+        size: Text | str = (f"**{preferences.size}**" if preferences.size
+                            else tr("the server's ({value})", value=settings.default_size))
+        count: Text | str = (f"**{preferences.count}**" if preferences.count
+                             else tr("the server's ({value})", value="1"))
         if preferences.watermark is None:
-            watermark = f"the server's ({server_watermark})"
+            watermark = tr("the server's ({value})", value=on if settings.default_watermark else off)
         else:
-            watermark = "**on**" if preferences.watermark else "**off**"
-        return (f"{heading}\n• size: {size}\n• count: {count}\n• watermark: {watermark}\n"
-                "An option you give a command, or a flag in the prompt (`--4k`, `--n 4`, …), still wins.")
+            watermark = join(["**", on if preferences.watermark else off, "**"], separator="")
+        return tr("{heading}\n• size: {size}\n• count: {count}\n• watermark: {watermark}\n"
+                  "An option you give a command, or a flag in the prompt (`--4k`, `--n 4`, …), still wins.",
+                  heading=heading, size=size, count=count, watermark=watermark)
 
 
 async def setup(bot: SeedreamBot) -> None:

@@ -21,8 +21,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import tr
 from bot.core.quota import GuildQuotaSettings, Period
 from bot.discord_ui import quota_render as render
+from bot.discord_ui.locales import member_locale, server_locale
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.requester import member_role_ids
 
@@ -76,10 +78,9 @@ def moderators_only() -> Callable[[T], T]:
         if await is_moderator(interaction):
             return True
         moderator_role = await moderator_role_of(interaction) if interaction.guild_id else None
-        who = "the Manage Server permission"
-        if moderator_role is not None:
-            who += f" or the {render.role(moderator_role)} role"
-        raise NotModerator(f"Only moderators can change quotas: this needs {who}. Nothing was changed.")
+        who = (tr("the Manage Server permission") if moderator_role is None
+               else tr("the Manage Server permission or the {role} role", role=render.role(moderator_role)))
+        raise NotModerator(tr("Only moderators can change quotas: this needs {who}. Nothing was changed.", who=who))
 
     return app_commands.check(predicate)
 
@@ -88,8 +89,8 @@ def manage_server_only() -> Callable[[T], T]:
     async def predicate(interaction: discord.Interaction[Any]) -> bool:
         if interaction.guild_id is not None and interaction.permissions.manage_guild:
             return True
-        raise NotModerator("Only members with the Manage Server permission can choose the moderator role. "
-                           "Nothing was changed.")
+        raise NotModerator(tr("Only members with the Manage Server permission can choose the moderator role. "
+                              "Nothing was changed."))
 
     return app_commands.check(predicate)
 
@@ -106,14 +107,15 @@ class Quota(commands.GroupCog, group_name="quota", group_description="Image quot
         """See your image quota: used, left, when it resets, your jobs. Moderators: anyone's."""
         member = user or interaction.user
         if member.id != interaction.user.id and not await is_moderator(interaction):
-            raise UserFacingError("Only moderators can see another member's quota; `/quota show` shows yours.")
+            raise UserFacingError(tr("Only moderators can see another member's quota; `/quota show` shows yours."))
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = _guild_id(interaction)
         role_ids = member_role_ids(member)
         status = await self.bot.quota.status(guild_id, member.id, role_ids)
         settings = await self.bot.quota.guild_settings(guild_id)
         jobs = await self.bot.jobs.active_for_user(member.id, guild_id)
-        embed = render.status_embed(status, settings, member=member, role_ids=role_ids, jobs=jobs)
+        embed = render.status_embed(status, settings, member=member, role_ids=role_ids, jobs=jobs,
+                                    locale=member_locale(interaction))
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
@@ -306,14 +308,16 @@ class QuotaAdmin(commands.GroupCog, group_name="quota-admin",
         note = None
         if missed:
             where = ", ".join(render.channel(c) for c in missed)
-            note = (f"⚠️ I could not post this to the audit channel {where}: check that I can view it, "
-                    "send messages and embed links there.")
-        await interaction.followup.send(action.answer(audit_note=note), ephemeral=True, allowed_mentions=NO_PINGS)
+            note = tr("⚠️ I could not post this to the audit channel {where}: check that I can view it, "
+                      "send messages and embed links there.", where=where)
+        await interaction.followup.send(action.answer(audit_note=note, locale=member_locale(interaction)),
+                                        ephemeral=True, allowed_mentions=NO_PINGS)
 
     async def _post_audit(self, guild_id: int, channel_id: int, action: render.ModeratorAction) -> bool:
         target = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
         try:
-            await target.send(embed=action.audit_embed(discord.utils.utcnow()), allowed_mentions=NO_PINGS)
+            locale = server_locale(self.bot.get_guild(guild_id))
+            await target.send(embed=action.audit_embed(discord.utils.utcnow(), locale), allowed_mentions=NO_PINGS)
         except discord.HTTPException:
             log.warning("could not post a quota action to audit channel %s in guild %s", channel_id, guild_id,
                         exc_info=True)
@@ -323,8 +327,8 @@ class QuotaAdmin(commands.GroupCog, group_name="quota-admin",
 
 def _refuse_everyone(role: discord.Role) -> None:
     if role.is_default():
-        raise UserFacingError("@everyone is not a quota role: use `/quota-admin default` to set everyone's limit. "
-                              "Nothing was changed.")
+        raise UserFacingError(tr("@everyone is not a quota role: use `/quota-admin default` to set everyone's limit. "
+                                 "Nothing was changed."))
 
 
 async def setup(bot: SeedreamBot) -> None:

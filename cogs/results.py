@@ -21,6 +21,7 @@ import discord
 from discord.ext import commands
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import tr
 from bot.core.images.sizes import upscale_size
 from bot.core.jobs.delivery import JobOutcome
 from bot.core.jobs.naming import image_index
@@ -38,6 +39,7 @@ from bot.discord_ui.attachments import (
 from bot.discord_ui.claims import Claims
 from bot.discord_ui.confirm import confirm_and_defer
 from bot.discord_ui.edit_modal import EditPromptModal
+from bot.discord_ui.locales import member_locale
 from bot.discord_ui.replies import explain, reply_privately
 from bot.discord_ui.requester import job_spec
 from bot.discord_ui.result_view import CONTROLS, RESULTS_COG, picked_image_view
@@ -50,9 +52,9 @@ log = logging.getLogger(__name__)
 
 Started = asyncio.Future[JobOutcome] | None  # a started job's end, or None when none started
 
-ALREADY_WORKING = "I'm already working on that — one click is enough. The result will appear here."
-UNKNOWN_JOB = "I have no record of the job behind this result any more, so I can't do that."
-NOT_YOURS = "Only the member who asked for this image, or someone with Manage Messages, can delete it."
+ALREADY_WORKING = tr("I'm already working on that — one click is enough. The result will appear here.")
+UNKNOWN_JOB = tr("I have no record of the job behind this result any more, so I can't do that.")
+NOT_YOURS = tr("Only the member who asked for this image, or someone with Manage Messages, can delete it.")
 UPSCALE_PROMPT = (
     "Upscale this image to 4K. Keep it exactly as it is: the same composition, subjects, colours, "
     "lighting and style; only add fine detail and sharpness."
@@ -79,7 +81,7 @@ def find_image(message: discord.Message, job_id: str, index: int) -> discord.Att
     images = [attachment for attachment in message.attachments if is_image(attachment)]
     if len(images) == 1:
         return images[0]
-    raise UserFacingError(f"I can't find image {index + 1} on that message any more.")
+    raise UserFacingError(tr("I can't find image {number} on that message any more.", number=index + 1))
 
 
 
@@ -125,15 +127,17 @@ class Results(commands.Cog, name=RESULTS_COG):
             job = await self._job(job_id)
             source_id = message_id or (interaction.message.id if interaction.message else None)
             if source_id is None:
-                raise UserFacingError("I can't tell which image to edit. Please use the button on the image.")
+                raise UserFacingError(tr("I can't tell which image to edit. Please use the button on the image."))
             count = job.request.count
             modal = EditPromptModal(
-                title=f"Edit image {index + 1}" if count > 1 else "Edit image",
+                title=(tr("Edit image {number}", number=index + 1) if count > 1 else tr("Edit image")).render(
+                    member_locale(interaction)),
                 submit=lambda modal_interaction, prompt, size: self.submit_edit(
                     modal_interaction, job, index, source_id, prompt, size
                 ),
                 max_prompt_length=self.bot.settings.max_prompt_length,
                 size_hint=job.request.size or self.bot.settings.default_size,
+                locale=member_locale(interaction),
             )
             await interaction.response.send_modal(modal)
 
@@ -192,7 +196,7 @@ class Results(commands.Cog, name=RESULTS_COG):
         async with answering(interaction, "Delete"):
             message = interaction.message
             if message is None:
-                raise UserFacingError("That message is gone already.")
+                raise UserFacingError(tr("That message is gone already."))
             job = await self.bot.jobs.get(job_id)
             user_id = interaction.user.id
             posted_for = message.interaction_metadata.user.id if message.interaction_metadata else None
@@ -209,23 +213,25 @@ class Results(commands.Cog, name=RESULTS_COG):
             except discord.NotFound:
                 pass
             except discord.HTTPException:
-                raise UserFacingError("I couldn't delete that message. Please try again.") from None
+                raise UserFacingError(tr("I couldn't delete that message. Please try again.")) from None
 
     async def pick(self, interaction: discord.Interaction[Any], job_id: str, index: int) -> None:
         async with answering(interaction, "the image picker"):
             job = await self._job(job_id)
             message = interaction.message
             if message is None:
-                raise UserFacingError("That message is gone.")
+                raise UserFacingError(tr("That message is gone."))
             image = find_image(message, job.id, index)
             total = job.request.count
+            locale = member_locale(interaction)
             embed = discord.Embed(
-                description=f"**Image {index + 1}** of {total}: edit it with a new prompt, or upscale it to 4K.",
+                description=tr("**Image {number}** of {total}: edit it with a new prompt, or upscale it to 4K.",
+                               number=index + 1, total=total).render(locale),
                 colour=discord.Colour(0x5865F2),
             )
             embed.set_thumbnail(url=image.url)
             await interaction.response.send_message(
-                embed=embed, view=picked_image_view(job.id, index, message.id), ephemeral=True
+                embed=embed, view=picked_image_view(job.id, index, message.id, locale), ephemeral=True
             )
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -262,14 +268,14 @@ class Results(commands.Cog, name=RESULTS_COG):
         if clicked is not None and (message_id is None or clicked.id == message_id):
             return clicked
         if message_id is None or interaction.channel_id is None:
-            raise UserFacingError("I can't tell which message the image is on.")
+            raise UserFacingError(tr("I can't tell which message the image is on."))
         channel = self.bot.get_partial_messageable(interaction.channel_id, guild_id=interaction.guild_id)
         try:
             return await channel.fetch_message(message_id)
         except discord.NotFound:
-            raise UserFacingError("That image's message was deleted, so I can't use the image.") from None
+            raise UserFacingError(tr("That image's message was deleted, so I can't use the image.")) from None
         except discord.Forbidden:
-            raise UserFacingError("I can't read that image's message: I need Read Message History here.") from None
+            raise UserFacingError(tr("I can't read that image's message: I need Read Message History here.")) from None
 
     async def _with_image(self, planned: GenerationRequest, source: discord.Message, job: JobRecord,
                           index: int) -> tuple[GenerationRequest, tuple[StoredReference, ...]]:

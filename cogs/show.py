@@ -13,11 +13,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import UserFacingError
-from bot.core.format import plural
+from bot.core.i18n import join, tr, trn
 from bot.core.jobs.delivery import ResultBatch
 from bot.core.jobs.naming import JOB_ID, typed_job_id
 from bot.discord_ui.attachments import read_result_images
 from bot.discord_ui.interaction_target import InteractionTarget
+from bot.discord_ui.locales import member_locale
 from bot.storage.jobs import JobRecord
 
 if TYPE_CHECKING:
@@ -38,21 +39,23 @@ class Show(commands.Cog):
         if record is None or not self._may_see(interaction, record):
             shown = discord.utils.escape_markdown(job_id[:16]) or "?"
             raise UserFacingError(
-                f"I don't know a job `{shown}` in this server. The id is in the footer of every result, "
-                "e.g. “Job ab3dk2qz”."
+                tr("I don't know a job `{job}` in this server. The id is in the footer of every result, "
+                   "e.g. “Job ab3dk2qz”.", job=shown)
             )
         if not record.result_message_ids:
             if not record.state.finished:
-                raise UserFacingError(f"Job `{record.id}` is still running; its images will appear where it "
-                                      "was asked for.")
-            raise UserFacingError(f"Job `{record.id}` has no images: {record.error or 'none were produced.'}")
+                raise UserFacingError(tr("Job `{job}` is still running; its images will appear where it "
+                                         "was asked for.", job=record.id))
+            raise UserFacingError(tr("Job `{job}` has no images: {reason}", job=record.id,
+                                     reason=record.error or tr("none were produced.")))
         await interaction.response.defer(thinking=True)
         # Edit the placeholder first: the first followup would otherwise replace it.
-        await interaction.edit_original_response(content=f"Fetching the images of job `{record.id}`…")
+        fetching = tr("Fetching the images of job `{job}`…", job=record.id)
+        await interaction.edit_original_response(content=fetching.render(member_locale(interaction)))
         stored = await read_result_images(self.bot, record)
         if not stored.batches:
             raise UserFacingError(
-                f"The images of job `{record.id}` are gone: the messages they were posted in were deleted."
+                tr("The images of job `{job}` are gone: the messages they were posted in were deleted.", job=record.id)
             )
         settings = self.bot.settings
         target = InteractionTarget(interaction, model=settings.image_model,
@@ -64,11 +67,12 @@ class Show(commands.Cog):
         for files in stored.batches:
             await target.send_images(ResultBatch(record, files, total, elapsed))
             posted += len(files)
-        summary = f"Job `{record.id}`: {plural(posted, 'image')} posted again."
+        summary: list[str] = [trn("Job `{job}`: {count} image posted again.",
+                                  "Job `{job}`: {count} images posted again.", posted, job=record.id)]
         if stored.missing:
-            summary += f" {stored.missing} image{'s are' if stored.missing != 1 else ' is'} gone " \
-                       "(the message was deleted)."
-        await interaction.edit_original_response(content=summary)
+            summary.append(trn("{count} image is gone (the message was deleted).",
+                               "{count} images are gone (the message was deleted).", stored.missing))
+        await interaction.edit_original_response(content=join(summary).render(member_locale(interaction)))
 
     def _may_see(self, interaction: discord.Interaction[Any], job: JobRecord) -> bool:
         """Only jobs of this server, from a channel the member can see."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.core.i18n import Text, tr
+
 
 def number(value: float) -> str:
     """One decimal at most, none when it is whole: 10 -> "10", 12.34 -> "12.3"."""
@@ -13,12 +15,8 @@ def megabytes(size: int) -> str:
     return f"{number(size / 2**20)} MB"
 
 
-def size_over(size: int, limit: int) -> str:
+def size_over(size: int, limit: int) -> Text | str:
     """`size` in MB, worded so it never reads as equal to the `limit` it exceeds."""
     shown, allowed = megabytes(size), megabytes(limit)
-    return f"just over {allowed}" if shown == allowed else shown
+    return tr("just over {limit}", limit=allowed) if shown == allowed else shown
 
-
-def plural(count: int, noun: str) -> str:
-    """ "1 image", "3 images"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -27,6 +27,7 @@ import discord
 
 from bot.config import Settings
 from bot.core.errors import UserFacingError
+from bot.core.i18n import tr
 from bot.core.images.packing import OutgoingFile
 from bot.core.images.references import (
     DEFAULT_RULES,
@@ -52,7 +53,7 @@ T = TypeVar("T")
 DOWNLOAD_TIMEOUT = 60.0  # seconds for one image from Discord's CDN
 # For attachments that arrive without a content type (the bytes decide in the end).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-REFERENCES_GONE = (
+REFERENCES_GONE = tr(
     "I can't reroll this: its reference images are gone (the message holding them was deleted, or "
     "the upload has expired). Start again with the images, e.g. `/imagine` with `reference`."
 )
@@ -63,8 +64,8 @@ class ReferenceUnavailable(UserFacingError):
 
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"I couldn't download “{display_name(name)}” from Discord. "
-            "Please try again, or upload the image again."
+            tr("I couldn't download “{name}” from Discord. Please try again, or upload the image again.",
+               name=display_name(name))
         )
 
 

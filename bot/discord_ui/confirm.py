@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.core.format import plural
+from bot.core.i18n import Text, join, tr, trn
 from bot.core.quota import DIRECT_MESSAGES, QuotaStatus
+from bot.discord_ui.locales import member_locale, server_locale
 from bot.discord_ui.message_target import reply_to
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.requester import member_role_ids
@@ -23,8 +24,8 @@ from bot.discord_ui.requester import member_role_ids
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
 
-CANCELLED = "Cancelled: nothing was reserved or sent."
-STARTED = "Started: your images are on their way below."
+CANCELLED = tr("Cancelled: nothing was reserved or sent.")
+STARTED = tr("Started: your images are on their way below.")
 
 
 class ConfirmSpend(discord.ui.View):
@@ -39,7 +40,8 @@ class ConfirmSpend(discord.ui.View):
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         if self._only is None or interaction.user.id == self._only:
             return True
-        await interaction.response.send_message(f"Only <@{self._only}> can answer this.", ephemeral=True,
+        await interaction.response.send_message(tr("Only {member} can answer this.", member=f"<@{self._only}>")
+                                                .render(member_locale(interaction)), ephemeral=True,
                                                 allowed_mentions=NO_PINGS)
         return False
 
@@ -54,7 +56,7 @@ class ConfirmSpend(discord.ui.View):
         if not self.choice.done():
             self.choice.set_result(None)
             self.stop()
-        await interaction.response.edit_message(content=CANCELLED, view=None)
+        await interaction.response.edit_message(content=CANCELLED.render(member_locale(interaction)), view=None)
 
     async def on_timeout(self) -> None:
         if not self.choice.done():
@@ -62,17 +64,22 @@ class ConfirmSpend(discord.ui.View):
             self.choice.set_result(None)
 
 
-def cost_text(images: int, status: QuotaStatus) -> str:
+def cost_text(images: int, status: QuotaStatus) -> Text:
     """What the member reads above the buttons."""
-    cost = f"This asks for **{plural(images, 'image')}**; you are charged only for the images delivered."
+    parts: list[Text | str] = [
+        trn("This asks for **{count} image**; you are charged only for the images delivered.",
+            "This asks for **{count} images**; you are charged only for the images delivered.", images)
+    ]
     if status.remaining is None:
-        left = "Your quota here is unlimited."
+        parts.append(tr("Your quota here is unlimited."))
     else:
-        resets = f"<t:{int(status.resets_at.timestamp())}:R>"
-        left = f"You have **{plural(status.remaining, 'image')}** left (resets {resets})."
+        resets = discord.utils.format_dt(status.resets_at, "R")
+        parts.append(trn("You have **{count} image** left (resets {resets}).",
+                         "You have **{count} images** left (resets {resets}).", status.remaining, resets=resets))
         if status.remaining < images:
-            left += " That is fewer than this needs, so it would be refused."
-    return f"{cost}\n{left}\nGenerate them?"
+            parts.append(tr("That is fewer than this needs, so it would be refused."))
+    parts.append(tr("Generate them?"))
+    return join(parts, separator="\n")
 
 
 async def confirm_and_defer(interaction: discord.Interaction[SeedreamBot],
@@ -92,14 +99,15 @@ async def confirm_and_defer(interaction: discord.Interaction[SeedreamBot],
     status = await bot.quota.status(interaction.guild_id or DIRECT_MESSAGES, interaction.user.id,
                                     member_role_ids(interaction.user))
     view = ConfirmSpend(bot.settings.confirm_timeout_seconds)
-    await interaction.response.send_message(cost_text(images, status), view=view, ephemeral=True,
+    await interaction.response.send_message(cost_text(images, status).render(member_locale(interaction)), view=view,
+                                            ephemeral=True,
                                             allowed_mentions=NO_PINGS)
     chosen = await view.choice
     if chosen is not None:
         await chosen.response.defer(thinking=True)
     with contextlib.suppress(discord.HTTPException):
         if chosen is not None:
-            await interaction.edit_original_response(content=STARTED, view=None)
+            await interaction.edit_original_response(content=STARTED.render(member_locale(interaction)), view=None)
         elif view.timed_out:
             await interaction.delete_original_response()
     return chosen
@@ -115,11 +123,11 @@ async def confirm_reply(bot: SeedreamBot, message: discord.Message, images: int)
     status = await bot.quota.status(message.guild.id if message.guild else DIRECT_MESSAGES, message.author.id,
                                     member_role_ids(message.author))
     view = ConfirmSpend(bot.settings.confirm_timeout_seconds, only=message.author.id)
-    question = await reply_to(message, cost_text(images, status), view=view)
+    question = await reply_to(message, cost_text(images, status).render(server_locale(message.guild)), view=view)
     chosen = await view.choice
     with contextlib.suppress(discord.HTTPException):
         if chosen is not None:
-            await chosen.response.edit_message(content=STARTED, view=None)
+            await chosen.response.edit_message(content=STARTED.render(server_locale(message.guild)), view=None)
         elif view.timed_out:
             await question.delete()
     return chosen is not None

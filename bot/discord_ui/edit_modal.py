@@ -7,6 +7,7 @@ from typing import Any
 
 import discord
 
+from bot.core.i18n import render, tr
 from bot.discord_ui.replies import explain, reply_privately
 
 MODAL_TIMEOUT = 30 * 60.0  # an abandoned modal (and what it holds) is forgotten after this
@@ -18,21 +19,22 @@ class EditPromptModal(discord.ui.Modal):
     """Calls `submit(interaction, prompt, size or None)`; failures are answered privately."""
 
     def __init__(self, *, title: str, submit: SubmitEdit, max_prompt_length: int, size_hint: str,
-                 placeholder: str = "e.g. make it a snowy night, keep everything else") -> None:
+                 placeholder: str = tr("e.g. make it a snowy night, keep everything else"),
+                 locale: str | None = None) -> None:
         super().__init__(title=title, timeout=MODAL_TIMEOUT)
         self._submit = submit
         self.prompt: discord.ui.TextInput[EditPromptModal] = discord.ui.TextInput(
-            label="What should change?",
+            label=tr("What should change?").render(locale),
             custom_id="prompt",
             style=discord.TextStyle.paragraph,
-            placeholder=placeholder,
+            placeholder=render(placeholder, locale),
             max_length=min(4000, max_prompt_length),
         )
         self.size: discord.ui.TextInput[EditPromptModal] = discord.ui.TextInput(
-            label="Size (optional)",
+            label=tr("Size (optional)").render(locale),
             custom_id="size",
             required=False,
-            placeholder=f"1K, 2K, 4K or WIDTHxHEIGHT (default {size_hint})",
+            placeholder=tr("1K, 2K, 4K or WIDTHxHEIGHT (default {size})", size=size_hint).render(locale),
             max_length=16,
         )
         self.add_item(self.prompt)

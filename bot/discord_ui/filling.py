@@ -65,7 +65,7 @@ class FillingMessage:
             edited = await message.edit(
                 embed=result_embed(whole, model=self._model, quota_note=self._quota_note),
                 attachments=[*message.attachments, *result_files(batch)],
-                view=result_view(batch.job.id, [file.index for file in whole.files]),
+                view=result_view(batch.job.id, [file.index for file in whole.files], batch.job.request.locale),
                 allowed_mentions=NO_PINGS,
             )
         except discord.HTTPException as error:  # e.g. deleted meanwhile: start a new message

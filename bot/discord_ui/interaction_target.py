@@ -13,12 +13,14 @@ from typing import Any
 
 import discord
 
+from bot.core.i18n import trn
 from bot.core.jobs.delivery import JobOutcome, ResultBatch
 from bot.core.jobs.progress import Progress, ProgressThrottle
 from bot.discord_ui.filling import FillingMessage
 from bot.discord_ui.rendering import outcome_text, progress_text, result_embed, result_files
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.result_view import result_view
+from bot.storage.jobs import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,12 @@ class InteractionTarget:
         guild = self._interaction.guild
         return guild.filesize_limit if guild is not None else DEFAULT_FILE_LIMIT
 
-    async def progress(self, job: Any, progress: Progress) -> None:
+    async def progress(self, job: JobRecord, progress: Progress) -> None:
         if not self.token_usable() or not self._worth_showing(progress):
             return
         if not self._throttle.allow(progress):
             return
-        await self._edit_original(progress_text(progress))
+        await self._edit_original(progress_text(progress, job.request.locale))
 
     def _worth_showing(self, progress: Progress) -> bool:
         """Skip edits that tell the member nothing new (each one is a request to Discord)."""
@@ -77,7 +79,7 @@ class InteractionTarget:
 
     async def _post_images(self, batch: ResultBatch) -> discord.Message:
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
-        view = result_view(batch.job.id, [file.index for file in batch.files])
+        view = result_view(batch.job.id, [file.index for file in batch.files], batch.job.request.locale)
         if self.token_usable():
             try:
                 return await self._interaction.followup.send(
@@ -87,8 +89,8 @@ class InteractionTarget:
                 if not self._is_token_error(error):
                     raise
                 log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
-        what = "is your image" if len(batch.files) == 1 else "are your images"
-        return await self._post_in_channel(f"here {what}:", embed=embed, files=result_files(batch), view=view)
+        here = trn("here is your image:", "here are your images:", len(batch.files)).render(batch.job.request.locale)
+        return await self._post_in_channel(here, embed=embed, files=result_files(batch), view=view)
 
     async def finished(self, outcome: JobOutcome) -> None:
         text = outcome_text(outcome)

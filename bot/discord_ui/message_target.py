@@ -13,12 +13,15 @@ from typing import Any
 
 import discord
 
+from bot.core.i18n import render
 from bot.core.jobs.delivery import JobOutcome, ResultBatch
 from bot.core.jobs.progress import Progress, ProgressThrottle
 from bot.discord_ui.filling import FillingMessage
+from bot.discord_ui.locales import server_locale
 from bot.discord_ui.rendering import outcome_text, progress_text, result_embed, result_files
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.result_view import result_view
+from bot.storage.jobs import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +34,12 @@ def only_author(message: discord.Message) -> discord.AllowedMentions:
 
 
 async def reply_to(message: discord.Message, text: str, **kwargs: Any) -> discord.Message:
-    """Answer `message` as a reply that pings only its author, even if it was deleted meanwhile."""
+    """Answer `message` as a reply that pings only its author, even if it was deleted meanwhile.
+
+    A plain message carries no locale, so a `Text` is said in the server's language.
+    """
     return await message.channel.send(
-        text,
+        render(text, server_locale(message.guild)),
         reference=message.to_reference(fail_if_not_exists=False),
         allowed_mentions=only_author(message),
         **kwargs,
@@ -58,10 +64,10 @@ class MessageTarget:
         guild = self._request.guild
         return guild.filesize_limit if guild is not None else DEFAULT_FILE_LIMIT
 
-    async def progress(self, job: Any, progress: Progress) -> None:
+    async def progress(self, job: JobRecord, progress: Progress) -> None:
         if not self._throttle.allow(progress):
             return
-        await self._show(progress_text(progress))
+        await self._show(progress_text(progress, job.request.locale))
 
     async def send_images(self, batch: ResultBatch) -> list[int]:
         """Add the images to the set's current message when they fit there (no new id), else post one."""
@@ -71,7 +77,7 @@ class MessageTarget:
         message = await self._request.channel.send(
             embed=embed,
             files=result_files(batch),
-            view=result_view(batch.job.id, [file.index for file in batch.files]),
+            view=result_view(batch.job.id, [file.index for file in batch.files], batch.job.request.locale),
             reference=self._request.to_reference(fail_if_not_exists=False),
             allowed_mentions=only_author(self._request),
         )

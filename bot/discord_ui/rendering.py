@@ -6,50 +6,55 @@ import io
 
 import discord
 
+from bot.core.i18n import Text, join, render, tr, trn
 from bot.core.jobs.delivery import JobOutcome, ResultBatch
 from bot.core.jobs.progress import Progress
-from bot.core.quota import Period, QuotaStatus
+from bot.core.quota import QuotaStatus
 from bot.storage.jobs import JobRecord
 
 EMBED_COLOUR = discord.Colour(0x5865F2)
 
 
-def progress_text(progress: Progress) -> str:
+def progress_text(progress: Progress, locale: str | None) -> str:
     if progress.state == "queued":
-        return f"⏳ Queued — position {progress.position} in line."
+        return tr("⏳ Queued — position {position} in line.", position=progress.position).render(locale)
     if progress.total > 1:
-        return f"🎨 Generating… {progress.done} of {progress.total} images ready."
-    return "🎨 Generating your image…"
+        return tr("🎨 Generating… {done} of {total} images ready.", done=progress.done,
+                  total=progress.total).render(locale)
+    return tr("🎨 Generating your image…").render(locale)
 
 
-def image_range(batch: ResultBatch) -> str:
+def image_range(batch: ResultBatch) -> Text:
     numbers = [file.index + 1 for file in batch.files]
     if len(numbers) == 1:
-        return f"{numbers[0]} of {batch.total_expected}"
-    return f"{numbers[0]}–{numbers[-1]} of {batch.total_expected}"
+        return tr("{number} of {total}", number=numbers[0], total=batch.total_expected)
+    return tr("{first}–{last} of {total}", first=numbers[0], last=numbers[-1], total=batch.total_expected)
 
 
 def result_embed(batch: ResultBatch, *, model: str, quota_note: str | None = None) -> discord.Embed:
+    """The result's embed, in the language of the member who asked (stored with the job)."""
     request = batch.job.request
+    locale = request.locale
     embed = discord.Embed(description=_clip(request.prompt, 4000), colour=EMBED_COLOUR)
     embed.set_author(name="Seedream")
     actual = sorted({batch.sizes[f.index] for f in batch.files if f.index in batch.sizes})
     size = request.size
     if actual and actual != [size]:
         size = f"{size} → {', '.join(actual)}"
-    embed.add_field(name="Size", value=_clip(size, 1024))
-    embed.add_field(name="Model", value=_clip(model, 1024))
-    embed.add_field(name="Time", value=f"{batch.elapsed:.1f} s")
+    embed.add_field(name=tr("Size").render(locale), value=_clip(size, 1024))
+    embed.add_field(name=tr("Model").render(locale), value=_clip(model, 1024))
+    embed.add_field(name=tr("Time").render(locale), value=f"{batch.elapsed:.1f} s")
     if batch.total_expected > 1:
-        embed.add_field(name="Images", value=image_range(batch))
+        embed.add_field(name=tr("Images").render(locale), value=image_range(batch).render(locale))
     if any(file.reencoded for file in batch.files):
-        embed.add_field(name="Note", value="Re-encoded to fit Discord's upload limit.", inline=False)
+        note = tr("Re-encoded to fit Discord's upload limit.")
+        embed.add_field(name=tr("Note").render(locale), value=note.render(locale), inline=False)
     if quota_note:
-        embed.add_field(name="Quota", value=quota_note)
+        embed.add_field(name=tr("Quota").render(locale), value=render(quota_note, locale))
     source = source_url(batch.job)
     if source:
-        embed.add_field(name="From", value=source, inline=False)
-    embed.set_footer(text=f"Job {batch.job.id}")
+        embed.add_field(name=tr("From").render(locale), value=source, inline=False)
+    embed.set_footer(text=tr("Job {job}", job=batch.job.id).render(locale))
     return embed
 
 
@@ -63,26 +68,29 @@ def source_url(job: JobRecord) -> str | None:
 
 
 def outcome_text(outcome: JobOutcome) -> str:
-    """The summary that replaces the progress message once a job has ended."""
+    """The summary that replaces the progress message once a job has ended, in the job's language."""
     asked = outcome.job.request.count
-    lines = []
+    lines: list[Text | str] = []
     if outcome.delivered:
-        noun = "image" if outcome.delivered == 1 else "images"
-        lines.append(f"✅ Done in {outcome.elapsed:.1f} s — {outcome.delivered} {noun} (job `{outcome.job.id}`).")
+        lines.append(trn("✅ Done in {elapsed:.1f} s — {count} image (job `{job}`).",
+                         "✅ Done in {elapsed:.1f} s — {count} images (job `{job}`).", outcome.delivered,
+                         elapsed=outcome.elapsed, job=outcome.job.id))
         if outcome.delivered < asked and not outcome.failures and not outcome.undelivered:
-            lines.append(f"The model returned {outcome.delivered} of the {asked} images asked for.")
+            lines.append(tr("The model returned {delivered} of the {asked} images asked for.",
+                            delivered=outcome.delivered, asked=asked))
     else:
-        reason = outcome.error.user_message if outcome.error else "No image was produced."
-        lines.append(f"❌ {reason}")
+        reason = outcome.error.user_message if outcome.error else tr("No image was produced.")
+        lines.append(tr("❌ {reason}", reason=reason))
     if outcome.failures and outcome.delivered:
         blocked = len(outcome.failures)
-        lines.append(f"{blocked} image{'s' if blocked > 1 else ''} failed: {outcome.failures[0].error.user_message}")
+        lines.append(trn("{count} image failed: {reason}", "{count} images failed: {reason}", blocked,
+                         reason=outcome.failures[0].error.user_message))
     if outcome.undelivered:
-        lines.append(
-            f"⚠️ {outcome.undelivered} image(s) were generated but could not be posted here; "
-            f"check my permissions (Send Messages, Attach Files)."
-        )
-    return "\n".join(lines)
+        lines.append(tr(
+            "⚠️ {count} image(s) were generated but could not be posted here; "
+            "check my permissions (Send Messages, Attach Files).", count=outcome.undelivered
+        ))
+    return join(lines, "\n").render(outcome.job.request.locale)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -94,10 +102,10 @@ def result_files(batch: ResultBatch) -> list[discord.File]:
     return [discord.File(io.BytesIO(f.content), filename=f.filename) for f in batch.files]
 
 
-def quota_note(status: QuotaStatus) -> str | None:
+def quota_note(status: QuotaStatus) -> Text | None:
     """What the result embed says about the requester's remaining images."""
     if status.remaining is None:
         return None
-    when = "today" if status.period is Period.DAILY else f"this {status.period.noun}"
-    return f"{status.remaining} image{'s' if status.remaining != 1 else ''} left {when}"
+    return trn("{count} image left {period}", "{count} images left {period}", status.remaining,
+               period=status.period.this)
 

@@ -10,6 +10,8 @@ from typing import Any
 import discord
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import render, tr
+from bot.discord_ui.locales import member_locale
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +24,12 @@ def explain(error: BaseException, where: str) -> str:
         return error.user_message
     reference = secrets.token_hex(3)
     log.error("unexpected error in %s (ref %s)", where, reference, exc_info=error)
-    return f"Something went wrong on my side (reference `{reference}`). Please try again."
+    return tr("Something went wrong on my side (reference `{reference}`). Please try again.", reference=reference)
 
 
 async def reply_privately(interaction: discord.Interaction[Any], message: str) -> None:
-    """Tell the member something only they should see; never raises."""
+    """Tell the member something only they should see, in their language; never raises."""
+    message = render(message, member_locale(interaction))
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(message, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -9,6 +9,7 @@ import discord
 
 from bot.core.jobs.spec import JobSpec, StoredReference
 from bot.core.relay.models import GenerationRequest
+from bot.discord_ui.locales import asking_locale
 
 
 def member_role_ids(user: discord.User | discord.Member) -> tuple[int, ...]:
@@ -36,6 +37,7 @@ def job_spec(
         user, guild_id, channel_id = asked.author, (asked.guild.id if asked.guild else None), asked.channel.id
     else:
         user, guild_id, channel_id = asked.user, asked.guild_id, asked.channel_id
+    locale = asking_locale(asked)
     return JobSpec(
         kind=kind,
         requester_id=user.id,
@@ -47,4 +49,5 @@ def job_spec(
         source_message_id=source_message_id,
         dedupe_key=dedupe_key,
         references=tuple(references),
+        locale=locale,
     )

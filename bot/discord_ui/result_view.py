@@ -27,6 +27,9 @@ from typing import Any, Protocol, Self, runtime_checkable
 import discord
 from discord.ext import commands
 
+from bot.core.i18n import render, tr
+from bot.discord_ui.locales import member_locale
+
 RESULTS_COG = "Results"
 JOB = r"(?P<job>[a-z0-9]{1,16})"
 IMAGE = r"(?P<index>\d{1,2})(?::(?P<message>\d{1,20}))?"
@@ -50,7 +53,7 @@ class ResultActions(Protocol):
     async def pick(self, interaction: discord.Interaction[Any], job_id: str, index: int) -> None: ...
 
 
-UNAVAILABLE = "Result buttons are not available right now. Please try again in a moment."
+UNAVAILABLE = tr("Result buttons are not available right now. Please try again in a moment.")
 
 
 async def _actions(interaction: discord.Interaction[Any]) -> ResultActions | None:
@@ -59,7 +62,7 @@ async def _actions(interaction: discord.Interaction[Any]) -> ResultActions | Non
     cog = client.get_cog(RESULTS_COG) if isinstance(client, commands.Bot) else None
     if isinstance(cog, ResultActions):
         return cog
-    await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
+    await interaction.response.send_message(UNAVAILABLE.render(member_locale(interaction)), ephemeral=True)
     return None
 
 
@@ -95,9 +98,10 @@ class _JobButton(_JobItem):
     emoji: str
     style: discord.ButtonStyle
 
-    def __init__(self, job_id: str, *, row: int | None = None) -> None:
+    def __init__(self, job_id: str, *, row: int | None = None, locale: str | None = None) -> None:
         super().__init__(discord.ui.Button(  # type: ignore[call-arg]  # DynamicItem.__init__
-            label=self.label, emoji=self.emoji, style=self.style, custom_id=_custom_id(self.action, job_id), row=row,
+            label=render(self.label, locale), emoji=self.emoji, style=self.style,
+            custom_id=_custom_id(self.action, job_id), row=row,
         ))
         self.job_id = job_id
 
@@ -107,12 +111,12 @@ class _JobButton(_JobItem):
 
 
 class RerollButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:reroll:{JOB}"):
-    action, label, style = "reroll", "Reroll", discord.ButtonStyle.secondary
+    action, label, style = "reroll", tr("Reroll"), discord.ButtonStyle.secondary
     emoji = "\N{ANTICLOCKWISE DOWNWARDS AND UPWARDS OPEN CIRCLE ARROWS}"
 
 
 class DeleteButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:delete:{JOB}"):
-    action, label, style = "delete", "Delete", discord.ButtonStyle.danger
+    action, label, style = "delete", tr("Delete"), discord.ButtonStyle.danger
     emoji = "\N{WASTEBASKET}\N{VARIATION SELECTOR-16}"
 
 
@@ -128,10 +132,10 @@ class _ImageButton:
     emoji: str
 
     def __init__(self, job_id: str, index: int, message_id: int | None = None, *, label: str | None = None,
-                 row: int | None = None) -> None:
+                 row: int | None = None, locale: str | None = None) -> None:
         parts: list[object] = [self.action, job_id, index] + ([message_id] if message_id else [])
         super().__init__(discord.ui.Button(  # type: ignore[call-arg]  # DynamicItem.__init__
-            label=label or self.default_label, emoji=self.emoji, style=discord.ButtonStyle.primary,
+            label=render(label or self.default_label, locale), emoji=self.emoji, style=discord.ButtonStyle.primary,
             custom_id=_custom_id(*parts), row=row,
         ))
         self.job_id, self.index, self.message_id = job_id, index, message_id
@@ -148,21 +152,24 @@ class _ImageButton:
 
 
 class EditButton(_ImageButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sd:edit:{JOB}:{IMAGE}"):
-    action, default_label, emoji = "edit", "Edit", "\N{PENCIL}\N{VARIATION SELECTOR-16}"
+    action, default_label, emoji = "edit", tr("Edit"), "\N{PENCIL}\N{VARIATION SELECTOR-16}"
 
 
 class UpscaleButton(_ImageButton, discord.ui.DynamicItem[discord.ui.Button[Any]],
                     template=rf"sd:upscale:{JOB}:{IMAGE}"):
-    action, default_label, emoji = "upscale", "Upscale 4K", "\N{LEFT-POINTING MAGNIFYING GLASS}"
+    action, default_label, emoji = "upscale", tr("Upscale 4K"), "\N{LEFT-POINTING MAGNIFYING GLASS}"
 
 
 class ImagePicker(_JobItem, discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"sd:pick:{JOB}"):
     """A select listing the images of one message of a set; choosing one offers Edit and Upscale for it."""
 
-    def __init__(self, job_id: str, indices: Sequence[int] = (), *, row: int | None = None) -> None:
-        options = [discord.SelectOption(label=f"Image {index + 1}", value=str(index)) for index in indices]
+    def __init__(self, job_id: str, indices: Sequence[int] = (), *, row: int | None = None,
+                 locale: str | None = None) -> None:
+        options = [discord.SelectOption(label=tr("Image {number}", number=index + 1).render(locale), value=str(index))
+                   for index in indices]
         super().__init__(discord.ui.Select(
-            placeholder="Edit or upscale one of these images…", custom_id=_custom_id("pick", job_id),
+            placeholder=tr("Edit or upscale one of these images…").render(locale),
+            custom_id=_custom_id("pick", job_id),
             options=options or [discord.SelectOption(label="Image", value="0")], row=row,
         ))
         self.job_id = job_id
@@ -172,7 +179,8 @@ class ImagePicker(_JobItem, discord.ui.DynamicItem[discord.ui.Select[Any]], temp
         values = data.get("values") or []
         chosen = str(values[0]) if values else ""
         if not chosen.isdigit():
-            await interaction.response.send_message("Please choose an image from the list.", ephemeral=True)
+            await interaction.response.send_message(
+                tr("Please choose an image from the list.").render(member_locale(interaction)), ephemeral=True)
             return
         if actions := await _actions(interaction):
             await actions.pick(interaction, self.job_id, int(chosen))
@@ -183,28 +191,31 @@ CONTROLS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
 )
 
 
-def result_view(job_id: str, indices: Sequence[int]) -> discord.ui.View:
+def result_view(job_id: str, indices: Sequence[int], locale: str | None) -> discord.ui.View:
     """The controls for one result message holding the images `indices` (0-based) of job `job_id`.
 
     One image: Reroll, Edit, Upscale, Delete. Several: a picker for Edit/Upscale above Reroll, Delete.
+    Labels speak `locale` (the requester's); the custom ids, which a click is matched by, do not change.
     """
     view = discord.ui.View(timeout=None)
     if len(indices) == 1:
-        view.add_item(RerollButton(job_id, row=0))
-        view.add_item(EditButton(job_id, indices[0], row=0))
-        view.add_item(UpscaleButton(job_id, indices[0], row=0))
-        view.add_item(DeleteButton(job_id, row=0))
+        view.add_item(RerollButton(job_id, row=0, locale=locale))
+        view.add_item(EditButton(job_id, indices[0], row=0, locale=locale))
+        view.add_item(UpscaleButton(job_id, indices[0], row=0, locale=locale))
+        view.add_item(DeleteButton(job_id, row=0, locale=locale))
     else:
-        view.add_item(ImagePicker(job_id, indices, row=0))
-        view.add_item(RerollButton(job_id, row=1))
-        view.add_item(DeleteButton(job_id, row=1))
+        view.add_item(ImagePicker(job_id, indices, row=0, locale=locale))
+        view.add_item(RerollButton(job_id, row=1, locale=locale))
+        view.add_item(DeleteButton(job_id, row=1, locale=locale))
     return view
 
 
-def picked_image_view(job_id: str, index: int, message_id: int) -> discord.ui.View:
+def picked_image_view(job_id: str, index: int, message_id: int, locale: str | None = None) -> discord.ui.View:
     """Edit and Upscale for one image of a set (sent privately after the picker)."""
     number = index + 1
     view = discord.ui.View(timeout=None)
-    view.add_item(EditButton(job_id, index, message_id, label=f"Edit image {number}"))
-    view.add_item(UpscaleButton(job_id, index, message_id, label=f"Upscale image {number} to 4K"))
+    view.add_item(EditButton(job_id, index, message_id, label=tr("Edit image {number}", number=number),
+                             locale=locale))
+    view.add_item(UpscaleButton(job_id, index, message_id, label=tr("Upscale image {number} to 4K", number=number),
+                                locale=locale))
     return view

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.core.i18n import render
 from bot.core.images.sizes import suggest_sizes
 from bot.core.relay.models import GenerationRequest
 from bot.discord_ui.attachments import ReferenceSource, attach_references, plan_request
 from bot.discord_ui.confirm import confirm_and_defer
+from bot.discord_ui.locales import member_locale
 from bot.discord_ui.requester import job_spec
 
 if TYPE_CHECKING:
@@ -69,5 +71,6 @@ async def run_slash_job(
 async def size_autocomplete(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
-    """The `size` option's suggestions: tiers, common ratios, and what was typed if valid."""
-    return [app_commands.Choice(name=label, value=value) for label, value in suggest_sizes(current)]
+    """The `size` option's suggestions: tiers, common ratios, and what was typed if valid (in the member's words)."""
+    locale = member_locale(interaction)
+    return [app_commands.Choice(name=render(label, locale), value=value) for label, value in suggest_sizes(current)]

@@ -20,6 +20,11 @@ EMBED_FIELD_LIMITS = {"title": 256, "description": 4096}
 MAX_CUSTOM_ID = 100
 
 _COMMAND_NAME_RE = re.compile(r"^[-_'\w]{1,32}$")
+# Discord's locales (reference.mdx, Locales); a localization under any other key is refused.
+DISCORD_LOCALES = frozenset({
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl", "pt-BR",
+    "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW", "ko",
+})
 
 
 class DiscordError(Exception):
@@ -154,6 +159,7 @@ def check_commands(commands: Sequence[Any]) -> None:
                 raise invalid_form(f"{i}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid command name")
             if not 1 <= len(str(command.get("description", ""))) <= 100:
                 raise too_long(f"{i}.description", 100)
+            _check_localizations(command, f"{i}")
             _check_options(command.get("options") or [], f"{i}.options")
         else:
             if not 1 <= len(name) <= 32:
@@ -164,6 +170,17 @@ def check_commands(commands: Sequence[Any]) -> None:
         raise DiscordError(400, 30032, "Maximum number of application commands reached (100)")
     if counts[2] > 15 or counts[3] > 15:
         raise DiscordError(400, 30032, "Maximum number of context menu commands reached (15)")
+
+
+def _check_localizations(entity: JSON, where: str) -> None:
+    """`name_localizations` / `description_localizations`: known locales, and the field's own length."""
+    for field, limit in (("name_localizations", 32 if "description" in entity else 100),
+                         ("description_localizations", 100)):
+        for locale, text in (entity.get(field) or {}).items():
+            if locale not in DISCORD_LOCALES:
+                raise invalid_form(f"{where}.{field}.{locale}", "LOCALE_INVALID", "Invalid locale")
+            if not 1 <= len(str(text)) <= limit:
+                raise too_long(f"{where}.{field}.{locale}", limit)
 
 
 def _check_options(options: Sequence[JSON], where: str) -> None:
@@ -178,8 +195,11 @@ def _check_options(options: Sequence[JSON], where: str) -> None:
         names.add(name)
         if not 1 <= len(str(option.get("description", ""))) <= 100:
             raise too_long(f"{where}.{j}.description", 100)
+        _check_localizations(option, f"{where}.{j}")
         if len(option.get("choices") or []) > 25:
             raise too_long(f"{where}.{j}.choices", 25)
+        for k, choice in enumerate(option.get("choices") or []):
+            _check_localizations(choice, f"{where}.{j}.choices.{k}")
         if option.get("type") in (1, 2):
             _check_options(option.get("options") or [], f"{where}.{j}.options")
             continue

@@ -390,7 +390,7 @@ class FakeDiscord(DiscordRoutes):
 
     async def context_menu(self, name: str, target_message: StoredMessage | None = None, user: User | None = None,
                            *, target_user: User | None = None, channel: Channel | None = None,
-                           age: timedelta = timedelta(0)) -> FakeInteraction:
+                           age: timedelta = timedelta(0), locale: str = "en-US") -> FakeInteraction:
         """A user picks Apps > name on a message (or a user)."""
         if channel is None and target_message is not None:
             channel = self.channels[target_message.channel_id]
@@ -398,7 +398,7 @@ class FakeDiscord(DiscordRoutes):
         data = context_menu_data(self, name, guild=guild, target_message=target_message, target_user=target_user)
         envelope = build_envelope(self, type=IX_COMMAND, name=name, data=data, user=self._who(user), channel=where,
                                   attachment_size_limit=guild.filesize_limit if guild else DM_FILESIZE_LIMIT,
-                                  age=age, command_type=int(data["type"]))
+                                  age=age, locale=locale, command_type=int(data["type"]))
         return await self._send_interaction(envelope, IX_COMMAND)
 
     async def click(self, message: StoredMessage, custom_id: str, user: User | None = None, *,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.core.format import megabytes
+from bot.core.i18n import tr
 from bot.core.images.reencode import DeliveryError, ImageTooLarge, UnreadableImage, fit_jpeg
 from bot.core.images.sniff import sniff_content_type
 from bot.core.jobs.naming import result_filename
@@ -106,16 +107,16 @@ async def _fit_one(image: ImageLike, *, job_id: str, file_budget: int, file_limi
         fitted = await asyncio.to_thread(fit_jpeg, image.content, file_budget)
     except ImageTooLarge as error:
         raise ImageTooLarge(
-            f"Image {number} is too large to upload here, even after shrinking it "
-            f"(the limit is {megabytes(file_limit)} per file).",
+            tr("Image {number} is too large to upload here, even after shrinking it "
+               "(the limit is {limit} per file).", number=number, limit=megabytes(file_limit)),
             index=image.index,
             size=len(image.content),
             limit=file_limit,
         ) from error
     except UnreadableImage as error:
         raise UnreadableImage(
-            f"Image {number} is larger than the upload limit here ({megabytes(file_limit)}) "
-            "and could not be read to shrink it.",
+            tr("Image {number} is larger than the upload limit here ({limit}) "
+               "and could not be read to shrink it.", number=number, limit=megabytes(file_limit)),
             index=image.index,
         ) from error
     return OutgoingFile(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import Text, tr
 
 # Seedream's largest outputs are about 16.8 MP (4096x4096, 6240x2656); 64 MP leaves room for
 # bigger models while refusing decompression bombs. Checked per call from the header, before
@@ -36,9 +37,9 @@ _decode_guard = threading.BoundedSemaphore(2)
 class DeliveryError(UserFacingError):
     """An image cannot be delivered. `user_message` is safe to show in Discord."""
 
-    user_message = "The image could not be delivered."
+    user_message = tr("The image could not be delivered.")
 
-    def __init__(self, user_message: str | None = None, *, index: int | None = None) -> None:
+    def __init__(self, user_message: Text | str | None = None, *, index: int | None = None) -> None:
         self.index = index
         super().__init__(user_message)
 
@@ -46,11 +47,11 @@ class DeliveryError(UserFacingError):
 class ImageTooLarge(DeliveryError):
     """Even re-encoded and downscaled to a tiny size the image exceeds the limit."""
 
-    user_message = "The image is too large to upload here, even after shrinking it."
+    user_message = tr("The image is too large to upload here, even after shrinking it.")
 
     def __init__(
         self,
-        user_message: str | None = None,
+        user_message: Text | str | None = None,
         *,
         index: int | None = None,
         size: int | None = None,
@@ -64,7 +65,7 @@ class ImageTooLarge(DeliveryError):
 class UnreadableImage(DeliveryError):
     """The image must be shrunk but cannot be decoded (corrupt, unknown or a decompression bomb)."""
 
-    user_message = "The image is too large to upload here and could not be read to shrink it."
+    user_message = tr("The image is too large to upload here and could not be read to shrink it.")
 
 
 @dataclass(frozen=True)

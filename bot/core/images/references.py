@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from bot.core.errors import UserFacingError
-from bot.core.format import megabytes, number, plural, size_over
+from bot.core.format import megabytes, number, size_over
+from bot.core.i18n import Text, tr, trn
 from bot.core.images.reencode import MAX_DECODE_PIXELS, flatten
 from bot.core.limits import (
     MAX_ASPECT_RATIO,
@@ -93,7 +94,7 @@ class InvalidReference(UserFacingError):
     "min_side", "pixels", "ratio", "count" or "total".
     """
 
-    def __init__(self, user_message: str, *, rule: str, name: str | None = None) -> None:
+    def __init__(self, user_message: Text, *, rule: str, name: str | None = None) -> None:
         self.rule = rule
         self.name = name
         super().__init__(user_message)
@@ -111,8 +112,8 @@ def check_byte_size(name: str, size: int, rules: ReferenceRules = DEFAULT_RULES)
     """The "too many bytes" rule, for a declared size before a download and for the bytes after."""
     if size > rules.max_bytes:
         raise InvalidReference(
-            f"“{display_name(name)}” is {size_over(size, rules.max_bytes)}; reference images can be at most "
-            f"{megabytes(rules.max_bytes)}.",
+            tr("“{name}” is {size}; reference images can be at most {limit}.", name=display_name(name),
+               size=size_over(size, rules.max_bytes), limit=megabytes(rules.max_bytes)),
             rule="bytes",
             name=name,
         )
@@ -120,11 +121,12 @@ def check_byte_size(name: str, size: int, rules: ReferenceRules = DEFAULT_RULES)
 
 def _inspect_sync(name: str, shown: str, content: bytes, rules: ReferenceRules) -> ReferenceImage:
     not_accepted = InvalidReference(
-        f"“{shown}” is not an image the model accepts ({_accepted_names(rules)}).", rule="type", name=name
+        tr("“{name}” is not an image the model accepts ({accepted}).", name=shown, accepted=_accepted_names(rules)),
+        rule="type", name=name
     )
     too_many_pixels = InvalidReference(
-        f"“{shown}” has too many pixels; reference images can have at most "
-        f"{_megapixels(rules.max_pixels)} megapixels.",
+        tr("“{name}” has too many pixels; reference images can have at most {limit} megapixels.", name=shown,
+           limit=_megapixels(rules.max_pixels)),
         rule="pixels",
         name=name,
     )
@@ -143,15 +145,16 @@ def _inspect_sync(name: str, shown: str, content: bytes, rules: ReferenceRules) 
         dimensions = _dimensions(width, height)
         if min(width, height) < rules.min_side:
             raise InvalidReference(
-                f"“{shown}” is only {dimensions} pixels; each side of a reference image must be "
-                f"at least {rules.min_side} pixels.",
+                tr("“{name}” is only {dimensions} pixels; each side of a reference image must be "
+                   "at least {min_side} pixels.", name=shown, dimensions=dimensions, min_side=rules.min_side),
                 rule="min_side",
                 name=name,
             )
         if width * height > rules.max_pixels:
             raise InvalidReference(
-                f"“{shown}” is {dimensions} pixels ({_megapixels(width * height)} megapixels); "
-                f"reference images can have at most {_megapixels(rules.max_pixels)} megapixels.",
+                tr("“{name}” is {dimensions} pixels ({megapixels} megapixels); "
+                   "reference images can have at most {limit} megapixels.", name=shown, dimensions=dimensions,
+                   megapixels=_megapixels(width * height), limit=_megapixels(rules.max_pixels)),
                 rule="pixels",
                 name=name,
             )
@@ -159,9 +162,11 @@ def _inspect_sync(name: str, shown: str, content: bytes, rules: ReferenceRules) 
         if not rules.min_ratio <= ratio <= rules.max_ratio:
             longest = rules.max_ratio if ratio > 1 else 1 / rules.min_ratio
             raise InvalidReference(
-                f"“{shown}” is {dimensions} pixels, too {'wide' if ratio > 1 else 'tall'}: "
-                f"a reference image can be at most {number(longest)} times as "
-                f"{'wide as it is tall' if ratio > 1 else 'tall as it is wide'}.",
+                (tr("“{name}” is {dimensions} pixels, too wide: a reference image can be at most {ratio} times "
+                    "as wide as it is tall.", name=shown, dimensions=dimensions, ratio=number(longest))
+                 if ratio > 1 else
+                 tr("“{name}” is {dimensions} pixels, too tall: a reference image can be at most {ratio} times "
+                    "as tall as it is wide.", name=shown, dimensions=dimensions, ratio=number(longest))),
                 rule="ratio",
                 name=name,
             )
@@ -169,7 +174,8 @@ def _inspect_sync(name: str, shown: str, content: bytes, rules: ReferenceRules) 
             image.load()  # catch truncated or corrupt files here, not at the relay
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             raise InvalidReference(
-                f"“{shown}” looks damaged or incomplete; please upload it again.", rule="damaged", name=name
+                tr("“{name}” looks damaged or incomplete; please upload it again.", name=shown), rule="damaged",
+                name=name
             ) from None
     return ReferenceImage(name=name, content=content, content_type=content_type, width=width, height=height)
 
@@ -178,14 +184,19 @@ def check_counts(n_refs: int, n_outputs: int, rules: ReferenceRules = DEFAULT_RU
     """Refuse more references than the model takes, or references plus outputs above its total."""
     if n_refs > rules.max_count:
         raise InvalidReference(
-            f"You attached {n_refs} reference images; at most {rules.max_count} are allowed.", rule="count"
+            tr("You attached {count} reference images; at most {max} are allowed.", count=n_refs,
+               max=rules.max_count), rule="count"
         )
     if n_refs + n_outputs > rules.max_total_with_outputs:
         room = rules.max_total_with_outputs - n_refs
         raise InvalidReference(
-            f"{plural(n_refs, 'reference image')} plus {plural(n_outputs, 'requested image')} is more "
-            f"than the model allows: at most {rules.max_total_with_outputs} in total, so with "
-            f"{plural(n_refs, 'reference')} you can ask for up to {plural(room, 'image')}.",
+            tr("{references} plus {outputs} is more than the model allows: at most {max} in total, so with "
+               "{with_references} you can ask for up to {room}.",
+               references=trn("{count} reference image", "{count} reference images", n_refs),
+               outputs=trn("{count} requested image", "{count} requested images", n_outputs),
+               max=rules.max_total_with_outputs,
+               with_references=trn("{count} reference", "{count} references", n_refs),
+               room=trn("{count} image", "{count} images", room)),
             rule="total",
         )
 
@@ -236,9 +247,9 @@ def display_name(name: str, limit: int = 60) -> str:
     return re.sub(r"([\\*_~`|>\[\]])", r"\\\1", cleaned)
 
 
-def _accepted_names(rules: ReferenceRules) -> str:
+def _accepted_names(rules: ReferenceRules) -> Text | str:
     names = [_FRIENDLY.get(kind, kind.removeprefix("image/").upper()) for kind in rules.accepted]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return names[0] if len(names) == 1 else tr("{names} or {last}", names=", ".join(names[:-1]), last=names[-1])
 
 
 

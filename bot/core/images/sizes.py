@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 
+from bot.core.i18n import Text, join, tr
 from bot.core.limits import MAX_ASPECT_RATIO
 from bot.core.relay.errors import InvalidRequest
 
@@ -20,7 +21,7 @@ MAX_RATIO = MAX_ASPECT_RATIO
 
 _WXH = re.compile(r"^\s*(\d{1,6})\s*[xX\u00d7*]\s*(\d{1,6})\s*(?:px)?\s*$")
 
-SIZE_RULES = (
+SIZE_RULES = tr(
     "Use 1K, 2K or 4K, or WIDTHxHEIGHT with 921,600 to 16,777,216 pixels in total "
     "(1280x720 up to 4096x4096 worth of pixels) and an aspect ratio between 1:16 and 16:1, "
     "for example 2048x2048 or 2848x1600."
@@ -30,10 +31,10 @@ SIZE_RULES = (
 class InvalidSize(InvalidRequest):
     """The size a member typed is not one Seedream 4.0 accepts."""
 
-    user_message = f"That size isn't supported. {SIZE_RULES}"
+    user_message = tr("That size isn't supported. {rules}", rules=SIZE_RULES)
 
-    def __init__(self, reason: str | None = None) -> None:
-        message = f"{reason} {SIZE_RULES}" if reason else None
+    def __init__(self, reason: Text | None = None) -> None:
+        message = join([reason, SIZE_RULES]) if reason else None
         super().__init__(message, code="InvalidSize")
 
 
@@ -42,21 +43,21 @@ class InvalidSize(InvalidRequest):
 # 5504x3040 (16,732,160 px), 4704x3520 (16,558,080 px) and 6240x2656 (16,573,440 px) are
 # all under it, so no entry needed replacing. tests/seedream/test_sizes.py re-checks them.
 SIZE_PRESETS: list[tuple[str, str]] = [
-    ("1K (model picks the shape)", "1K"),
-    ("2K (model picks the shape)", "2K"),
-    ("4K (model picks the shape)", "4K"),
-    ("Square 1:1 2K (2048x2048)", "2048x2048"),
-    ("Landscape 16:9 2K (2848x1600)", "2848x1600"),
-    ("Portrait 9:16 2K (1600x2848)", "1600x2848"),
-    ("Landscape 4:3 2K (2304x1728)", "2304x1728"),
-    ("Portrait 3:4 2K (1728x2304)", "1728x2304"),
-    ("Cinema 21:9 2K (3136x1344)", "3136x1344"),
-    ("Square 1:1 4K (4096x4096)", "4096x4096"),
-    ("Landscape 16:9 4K (5504x3040)", "5504x3040"),
-    ("Portrait 9:16 4K (3040x5504)", "3040x5504"),
-    ("Landscape 4:3 4K (4704x3520)", "4704x3520"),
-    ("Portrait 3:4 4K (3520x4704)", "3520x4704"),
-    ("Cinema 21:9 4K (6240x2656)", "6240x2656"),
+    (tr("1K (model picks the shape)"), "1K"),
+    (tr("2K (model picks the shape)"), "2K"),
+    (tr("4K (model picks the shape)"), "4K"),
+    (tr("Square 1:1 2K (2048x2048)"), "2048x2048"),
+    (tr("Landscape 16:9 2K (2848x1600)"), "2848x1600"),
+    (tr("Portrait 9:16 2K (1600x2848)"), "1600x2848"),
+    (tr("Landscape 4:3 2K (2304x1728)"), "2304x1728"),
+    (tr("Portrait 3:4 2K (1728x2304)"), "1728x2304"),
+    (tr("Cinema 21:9 2K (3136x1344)"), "3136x1344"),
+    (tr("Square 1:1 4K (4096x4096)"), "4096x4096"),
+    (tr("Landscape 16:9 4K (5504x3040)"), "5504x3040"),
+    (tr("Portrait 9:16 4K (3040x5504)"), "3040x5504"),
+    (tr("Landscape 4:3 4K (4704x3520)"), "4704x3520"),
+    (tr("Portrait 3:4 4K (3520x4704)"), "3520x4704"),
+    (tr("Cinema 21:9 4K (6240x2656)"), "6240x2656"),
 ]
 
 MAX_SUGGESTIONS = 25
@@ -74,17 +75,18 @@ def size_pixels(value: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-def _problem(width: int, height: int) -> str | None:
+def _problem(width: int, height: int) -> Text | None:
     """Why `width`x`height` is not allowed, or None when it is."""
     if width <= 0 or height <= 0:
-        return "Width and height must be positive."
+        return tr("Width and height must be positive.")
     pixels = width * height
     if pixels < MIN_PIXELS:
-        return f"{width}x{height} is too small ({pixels:,} pixels)."
+        return tr("{width}x{height} is too small ({pixels:,} pixels).", width=width, height=height, pixels=pixels)
     if pixels > MAX_PIXELS:
-        return f"{width}x{height} is too large ({pixels:,} pixels)."
+        return tr("{width}x{height} is too large ({pixels:,} pixels).", width=width, height=height, pixels=pixels)
     if width > MAX_RATIO * height or height > MAX_RATIO * width:
-        return f"{width}x{height} is too narrow (the aspect ratio must stay within 16:1)."
+        return tr("{width}x{height} is too narrow (the aspect ratio must stay within 16:1).", width=width,
+                  height=height)
     return None
 
 
@@ -111,10 +113,11 @@ def size_for_ratio(width_part: int, height_part: int, base: str) -> str:
     sides that are multiples of 16 and falling back to finer steps for extreme ratios.
     """
     if width_part <= 0 or height_part <= 0:
-        raise InvalidSize("Both sides of an aspect ratio must be positive whole numbers, e.g. 16:9.")
+        raise InvalidSize(tr("Both sides of an aspect ratio must be positive whole numbers, e.g. 16:9."))
     ratio = width_part / height_part
     if ratio > MAX_RATIO or ratio < 1 / MAX_RATIO:
-        raise InvalidSize(f"The aspect ratio {width_part}:{height_part} is outside 1:16 to 16:1.")
+        raise InvalidSize(tr("The aspect ratio {width}:{height} is outside 1:16 to 16:1.",
+                              width=width_part, height=height_part))
     dimensions = size_pixels(base)
     budget = TIER_PIXELS[base] if dimensions is None else dimensions[0] * dimensions[1]
     budget = min(max(budget, MIN_PIXELS), MAX_PIXELS)
@@ -132,12 +135,12 @@ def size_for_ratio(width_part: int, height_part: int, base: str) -> str:
                 best = (ratio_error + pixel_error, width, height)
         if best is not None:
             return f"{best[1]}x{best[2]}"
-    raise InvalidSize(f"I can't make {width_part}:{height_part} at that size.")
+    raise InvalidSize(tr("I can't make {width}:{height} at that size.", width=width_part, height=height_part))
 
 
 def _raise_unreadable(text: str) -> str:
     shown = re.sub(r"[`*_~|<>@\\]", "", text)[:40]
-    raise InvalidSize(f"I couldn't read `{shown}` as a size." if shown else "The size is empty.")
+    raise InvalidSize(tr("I couldn't read `{shown}` as a size.", shown=shown) if shown else tr("The size is empty."))
 
 
 def _normalize_query(text: str) -> str:
@@ -176,7 +179,8 @@ def upscale_size(width: int | None, height: int | None) -> str:
     if not width or not height:
         return "4K"
     if width * height >= ALREADY_4K_PIXELS:
-        raise AlreadyFourK(f"This image is already 4K ({width}×{height}); upscaling it again adds nothing.")
+        raise AlreadyFourK(tr("This image is already 4K ({width}×{height}); upscaling it again adds nothing.",
+                                width=width, height=height))
     scale = math.sqrt(MAX_PIXELS / (width * height))
     new_width, new_height = int(width * scale) // 16 * 16, int(height * scale) // 16 * 16
     if (new_width * new_height < MIN_PIXELS or new_width > MAX_RATIO * new_height

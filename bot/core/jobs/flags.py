@@ -12,15 +12,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.core.i18n import Text, tr
 from bot.core.images.sizes import InvalidSize, parse_size
 from bot.core.limits import MAX_ASPECT_RATIO, MAX_IMAGES
 from bot.core.relay.errors import InvalidRequest
 
-ALLOWED_FLAGS = (
-    "`--ar W:H` (aspect ratio, e.g. `--ar 16:9`), "
-    f"`--n N` or `--count N` (1–{MAX_IMAGES} images), "
-    "`--1k`, `--2k` or `--4k`, `--size WxH` (e.g. `--size 2848x1600`), "
-    "`--watermark` or `--no-watermark`"
+ALLOWED_FLAGS = tr(
+    "`--ar W:H` (aspect ratio, e.g. `--ar 16:9`), `--n N` or `--count N` (1–{max} images), "
+    "`--1k`, `--2k` or `--4k`, `--size WxH` (e.g. `--size 2848x1600`), `--watermark` or `--no-watermark`",
+    max=MAX_IMAGES,
 )
 
 # A token that starts a flag: two hyphens (or an em/en dash) and a letter or digit.
@@ -31,13 +31,21 @@ _TOKEN = re.compile(r"\S+")
 _VALUED = {"ar": "ratio", "aspect": "ratio", "n": "count", "count": "count", "size": "size"}
 _TIERS = {"1k": "1K", "2k": "2K", "4k": "4K"}
 _SWITCHES = {"watermark": True, "no-watermark": False, "nowatermark": False}
+_TWICE = {
+    "size": tr("Your prompt sets the size twice."),
+    "ratio": tr("Your prompt sets the aspect ratio twice."),
+    "count": tr("Your prompt sets the number of images twice."),
+    "watermark": tr("Your prompt sets the watermark twice."),
+}
 
 
 class InvalidFlag(InvalidRequest):
     """An option typed into the prompt that is unknown or has a bad value."""
 
-    def __init__(self, problem: str) -> None:
-        super().__init__(f"{problem} Options you can type into the prompt: {ALLOWED_FLAGS}.", code="InvalidFlag")
+    def __init__(self, problem: Text) -> None:
+        message = tr("{problem} Options you can type into the prompt: {allowed}.",
+                     problem=problem, allowed=ALLOWED_FLAGS)
+        super().__init__(message, code="InvalidFlag")
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ def parse_flags(prompt: str) -> PromptFlags:
         if name in _VALUED:
             if value is None:
                 if index >= len(tokens):
-                    raise InvalidFlag(f"`--{name}` needs a value.")
+                    raise InvalidFlag(tr("`--{name}` needs a value.", name=name))
                 value, end = tokens[index].group(), tokens[index].end()
                 index += 1
             setting, parsed = _VALUED[name], _value(name, value)
@@ -81,13 +89,13 @@ def parse_flags(prompt: str) -> PromptFlags:
         elif name in _SWITCHES and value is None:
             setting, parsed = "watermark", _SWITCHES[name]
         else:
-            raise InvalidFlag(f"I don't know the option `{_shown(token.group())}`.")
+            raise InvalidFlag(tr("I don't know the option `{option}`.", option=_shown(token.group())))
         if setting in found and found[setting] != parsed:
-            raise InvalidFlag(f"Your prompt sets the {'size' if setting == 'size' else setting} twice.")
+            raise InvalidFlag(_TWICE[setting])
         found[setting] = parsed
         removed.append((start, end))
     if "ratio" in found and isinstance(found.get("size"), str) and "x" in str(found["size"]):
-        raise InvalidFlag("`--size WxH` already sets the shape: use `--ar` with `--1k`, `--2k` or `--4k` instead.")
+        raise InvalidFlag(tr("`--size WxH` already sets the shape: use `--ar` with `--1k`, `--2k` or `--4k` instead."))
     return PromptFlags(
         prompt=_without(prompt, removed),
         size=found.get("size"),  # type: ignore[arg-type]
@@ -101,20 +109,23 @@ def _value(name: str, value: str) -> object:
     if name in ("ar", "aspect"):
         match = _RATIO.match(value)
         if match is None or 0 in (int(match.group(1)), int(match.group(2))):
-            raise InvalidFlag(f"`--{name} {_shown(value)}` is not an aspect ratio: write it as W:H, e.g. 16:9.")
+            raise InvalidFlag(tr("`--{name} {value}` is not an aspect ratio: write it as W:H, e.g. 16:9.", name=name,
+                                 value=_shown(value)))
         width, height = int(match.group(1)), int(match.group(2))
         if width > MAX_ASPECT_RATIO * height or height > MAX_ASPECT_RATIO * width:
-            raise InvalidFlag(f"`--{name} {width}:{height}` is outside the aspect ratios the model makes, "
-                              "1:16 to 16:1.")
+            raise InvalidFlag(tr("`--{name} {width}:{height}` is outside the aspect ratios the model makes, "
+                                 "1:16 to 16:1.",
+                                 name=name, width=width, height=height))
         return width, height
     if name in ("n", "count"):
         if not value.isdigit() or not 1 <= int(value) <= MAX_IMAGES:
-            raise InvalidFlag(f"`--{name} {_shown(value)}`: the number of images must be 1 to {MAX_IMAGES}.")
+            raise InvalidFlag(tr("`--{name} {value}`: the number of images must be 1 to {max}.", name=name,
+                                 value=_shown(value), max=MAX_IMAGES))
         return int(value)
     try:
         return parse_size(value)
     except InvalidSize as error:
-        raise InvalidFlag(f"`--size {_shown(value)}`: {error.user_message}") from None
+        raise InvalidFlag(tr("`--size {value}`: {problem}", value=_shown(value), problem=error.user_message)) from None
 
 
 def _without(prompt: str, spans: list[tuple[int, int]]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.config import Settings
+from bot.core.i18n import tr
 from bot.core.images.sizes import parse_size, size_for_ratio
 from bot.core.jobs.flags import PromptFlags, parse_flags
 from bot.core.jobs.preferences import NO_PREFERENCES, MemberPreferences
@@ -37,22 +38,23 @@ def build_request(
     flags = parse_flags(prompt)
     prompt = flags.prompt
     if not prompt:
-        raise InvalidRequest("Please describe the image you want: the prompt is empty.")
+        raise InvalidRequest(tr("Please describe the image you want: the prompt is empty."))
     if len(prompt) > settings.max_prompt_length:
         raise InvalidRequest(
-            f"Your prompt is {len(prompt):,} characters long; the limit is {settings.max_prompt_length:,}. "
-            "Please shorten it."
+            tr("Your prompt is {length:,} characters long; the limit is {limit:,}. Please shorten it.",
+               length=len(prompt), limit=settings.max_prompt_length)
         )
     count = next((c for c in (count, flags.count, preferences.count) if c is not None), 1)
     if watermark is None:
         watermark = flags.watermark if flags.watermark is not None else preferences.watermark
     if not 1 <= count <= MAX_IMAGES:
-        raise InvalidRequest(f"`count` must be between 1 and {MAX_IMAGES}.")
+        raise InvalidRequest(tr("`count` must be between 1 and {max}.", max=MAX_IMAGES))
     if references and count + len(references) > MAX_IMAGES:
         allowed = MAX_IMAGES - len(references)
         raise InvalidRequest(
-            f"With {len(references)} reference image(s) you can ask for at most {allowed} image(s): "
-            f"references plus results may not exceed {MAX_IMAGES}."
+            tr("With {references} reference image(s) you can ask for at most {allowed} image(s): "
+               "references plus results may not exceed {max}.", references=len(references), allowed=allowed,
+               max=MAX_IMAGES)
         )
     return GenerationRequest(
         prompt=prompt,

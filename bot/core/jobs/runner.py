@@ -181,7 +181,7 @@ class JobRunner:
         state = JobState.DELIVERED if delivered else JobState.FAILED
         if error is None and not delivered and failures:
             error = failures[0].error
-        message = error.user_message if error else None
+        message = str(error.user_message) if error else None
         async with self._store.transaction() as conn:  # the job's end, its results and its charge, together
             await self._store.finish(
                 job.id, state, message, message_ids=sender.message_ids, images=sender.images, conn=conn

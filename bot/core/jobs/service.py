@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from bot.core.i18n import tr
 from bot.core.jobs.delivery import DeliveryTarget, JobOutcome
 from bot.core.jobs.runner import JobRunner
 from bot.core.jobs.spec import JobSpec
@@ -15,7 +16,7 @@ from bot.storage.jobs import JobRecord, JobState, JobStore
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "The bot restarted before this job finished; nothing was charged. Please try again."
+INTERRUPTED = tr("The bot restarted before this job finished; nothing was charged. Please try again.")
 
 
 class JobService:
@@ -64,7 +65,7 @@ class JobService:
         for job in interrupted:
             async with self._database.transaction() as conn:
                 await self._quota.release(job.id, "bot restarted before the job finished", conn=conn)
-                await self._store.finish(job.id, JobState.FAILED, INTERRUPTED, conn=conn)
+                await self._store.finish(job.id, JobState.FAILED, str(INTERRUPTED), conn=conn)
         await self._quota.settle_expired()
         if interrupted:
             log.info("settled %d job(s) left unfinished by the last run", len(interrupted))

@@ -51,6 +51,9 @@ class StoredRequest:
     reference_count: int = 0
     references: tuple[StoredReference, ...] = ()
     mode: str = "set"  # "variations": independent takes (see bot/core/jobs/variations.py)
+    # The Discord locale of the member who asked (their `interaction.locale`, else the server's):
+    # messages posted for this job later, by the runner or after a restart, speak it.
+    locale: str | None = None
 
     @property
     def references_complete(self) -> bool:
@@ -72,6 +75,7 @@ class StoredRequest:
             reference_count=int(value.get("reference_count") or 0),
             references=tuple(StoredReference.from_json(item) for item in references if isinstance(item, Mapping)),
             mode="variations" if value.get("mode") == "variations" else "set",
+            locale=str(value["locale"]) if value.get("locale") else None,
         )
 
 
@@ -89,6 +93,7 @@ class JobSpec:
     source_message_id: int | None = None
     dedupe_key: str | None = None
     references: Sequence[StoredReference] = field(default_factory=tuple)
+    locale: str | None = None
 
     def stored_request(self) -> StoredRequest:
         request = self.request
@@ -100,6 +105,7 @@ class JobSpec:
             reference_count=len(request.references),
             references=tuple(self.references),
             mode="variations" if request.variations else "set",
+            locale=self.locale,
         )
 
 

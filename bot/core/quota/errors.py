@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import Text, tr, trn
 from bot.core.quota.status import QuotaStatus
 
 
@@ -21,8 +22,8 @@ def when_text(when: datetime) -> str:
     return f"{discord_timestamp(when)} ({when.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
 
 
-def images(count: int) -> str:
-    return f"{count} image" if count == 1 else f"{count} images"
+def images(count: int) -> Text:
+    return trn("{count} image", "{count} images", count)
 
 
 class QuotaError(UserFacingError):
@@ -33,7 +34,7 @@ class QuotaError(UserFacingError):
         self.requested = requested
         super().__init__(self.explain(), log_message=self.log_message())
 
-    def explain(self) -> str:
+    def explain(self) -> Text:
         """The member's message, worded from the status (each refusal says it its own way)."""
         raise NotImplementedError
 
@@ -47,24 +48,24 @@ class QuotaError(UserFacingError):
 
 
 class QuotaExceeded(QuotaError):
-    def explain(self) -> str:
+    def explain(self) -> Text:
         s = self.status
         allowance = s.allowance or 0
         remaining = s.remaining or 0
-        reset = f"Your quota resets {when_text(s.resets_at)}."
-        held = f" ({images(s.reserved)} held by jobs still running)" if s.reserved else ""
+        when = when_text(s.resets_at)
+        held: Text | str = tr(" ({images} held by jobs still running)", images=images(s.reserved)) if s.reserved else ""
         if remaining == 0:
-            return f"You have used your {images(allowance)} for this {s.period.noun}{held}. {reset}"
-        asked = f", and this asks for {images(self.requested)}" if self.requested else ""
-        return (
-            f"You have {images(remaining)} left of {allowance} this {s.period.noun}{held}{asked}. "
-            f"Ask for fewer, or wait: {reset[0].lower()}{reset[1:]}"
-        )
+            return tr("You have used your {images} for {period}{held}. Your quota resets {when}.",
+                      images=images(allowance), period=s.period.this, held=held, when=when)
+        asked: Text | str = tr(", and this asks for {images}", images=images(self.requested)) if self.requested else ""
+        return tr("You have {remaining} left of {allowance} {period}{held}{asked}. "
+                  "Ask for fewer, or wait: your quota resets {when}.", remaining=images(remaining),
+                  allowance=allowance, period=s.period.this, held=held, asked=asked, when=when)
 
 
 class MemberBlocked(QuotaError):
-    def explain(self) -> str:
-        return (
+    def explain(self) -> Text:
+        return tr(
             "A moderator has paused image generation for you on this server. "
             "This does not reset by itself; ask a moderator if you think it is a mistake."
         )
@@ -75,15 +76,13 @@ class ServerCapReached(QuotaError):
         self.resets_at = resets_at
         super().__init__(status, requested)
 
-    def explain(self) -> str:
+    def explain(self) -> Text:
         s = self.status
         left = s.server_remaining or 0
         if left and self.requested and self.requested > left:
-            return (
-                f"This server has {images(left)} left for this month, and this asks for "
-                f"{images(self.requested)}. Ask for fewer, or wait until {when_text(self.resets_at)}."
-            )
-        return (
-            f"This server has used its {images(s.server_cap or 0)} for this month, so image generation "
-            f"is paused until {when_text(self.resets_at)}, or until a moderator raises the server cap."
-        )
+            return tr("This server has {left} left for this month, and this asks for {asked}. "
+                      "Ask for fewer, or wait until {when}.", left=images(left), asked=images(self.requested),
+                      when=when_text(self.resets_at))
+        return tr("This server has used its {cap} for this month, so image generation is paused until {when}, "
+                  "or until a moderator raises the server cap.", cap=images(s.server_cap or 0),
+                  when=when_text(self.resets_at))

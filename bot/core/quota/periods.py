@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bot.core.clock import utcnow
+from bot.core.i18n import Text, tr
 
 __all__ = ["Period", "month_window", "utcnow"]
 
@@ -18,6 +19,15 @@ class Period(StrEnum):
     @property
     def noun(self) -> str:
         return {Period.DAILY: "day", Period.WEEKLY: "week", Period.MONTHLY: "month"}[self]
+
+    @property
+    def this(self) -> Text:
+        """The current window as members say it: "today", "this week", "this month"."""
+        return {Period.DAILY: tr("today"), Period.WEEKLY: tr("this week"), Period.MONTHLY: tr("this month")}[self]
+
+    @property
+    def per(self) -> Text:
+        return {Period.DAILY: tr("per day"), Period.WEEKLY: tr("per week"), Period.MONTHLY: tr("per month")}[self]
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         """The half-open window `[start, end)` in UTC that contains `now`."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Literal
 
+from bot.core.i18n import Text, tr
 from bot.core.relay.errors import (
     AuthenticationFailed,
     ContentBlocked,
@@ -78,18 +79,19 @@ _SERVER_CODES = {
 _MODEL_CODES = ("invalidendpoint", "modelnotopen", "unsupportedmodel", "model_not_found")
 _CONTENT_CODES = {"contentsecuritydetectionerror", "content_filter", "content_policy_violation"}
 
-_MODEL_UNAVAILABLE = (
+_MODEL_UNAVAILABLE = tr(
     "The configured image model isn't available on the image service. Please tell the bot's owner."
 )
 
-_BLOCKED_MESSAGES: dict[ContentKind, str] = {
-    "input_text": "Your prompt was blocked by the image service's safety filter. Please rephrase it.",
-    "input_image": "A reference image was blocked by the image service's safety filter.",
-    "output_image": "The generated image was blocked by the image service's safety filter.",
+_BLOCKED_MESSAGES: dict[ContentKind, Text] = {
+    "input_text": tr("Your prompt was blocked by the image service's safety filter{detail}. Please rephrase it.",
+                     detail=""),
+    "input_image": tr("A reference image was blocked by the image service's safety filter{detail}.", detail=""),
+    "output_image": tr("The generated image was blocked by the image service's safety filter{detail}.", detail=""),
 }
 _BLOCK_DETAILS = {
-    "privacyinformation": " (it seems to show a real person)",
-    "policyviolation": " (it may infringe copyright)",
+    "privacyinformation": tr(" (it seems to show a real person)"),
+    "policyviolation": tr(" (it may infringe copyright)"),
 }
 
 
@@ -254,11 +256,9 @@ def _content_kind(code: str) -> ContentKind:
 
 
 def _blocked(kind: ContentKind, code: str | None, status: int | None) -> ContentBlocked:
-    message = _BLOCKED_MESSAGES[kind]
     lowered = (code or "").lower()
-    for marker, detail in _BLOCK_DETAILS.items():
-        if marker in lowered:
-            message = message.replace(" filter.", f" filter{detail}.", 1)
+    detail: Text | str = next((detail for marker, detail in _BLOCK_DETAILS.items() if marker in lowered), "")
+    message = _BLOCKED_MESSAGES[kind].with_params(detail=detail)
     return ContentBlocked(message, kind=kind, code=code, status=status)
 
 
@@ -321,12 +321,12 @@ def _by_status(
     if status is not None and 400 <= status < 500:
         return _invalid(shown, code, status)
     # A 2xx (or unknown) answer that carries an error nobody recognises: not retried.
-    message = f"The image service failed: {shown}" if shown else None
+    message = tr("The image service failed: {detail}", detail=shown) if shown else None
     return SeedreamError(message, code=code, status=status)
 
 
 def _invalid(shown: str | None, code: str | None, status: int | None) -> InvalidRequest:
-    message = f"The image service rejected the request: {shown}" if shown else None
+    message = tr("The image service rejected the request: {detail}", detail=shown) if shown else None
     return InvalidRequest(message, code=code, status=status)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from bot.core.errors import UserFacingError
+from bot.core.i18n import Text, tr
 
 
 class SeedreamError(UserFacingError):
@@ -13,11 +14,11 @@ class SeedreamError(UserFacingError):
     `retry_after` is the relay's own hint (its `Retry-After`), which any error may carry.
     """
 
-    user_message = "The image service failed. Please try again later."
+    user_message = tr("The image service failed. Please try again later.")
     retryable = False
 
     def __init__(
-        self, user_message: str | None = None, *, code: str | None = None, status: int | None = None,
+        self, user_message: Text | str | None = None, *, code: str | None = None, status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
         self.code = code
@@ -28,17 +29,17 @@ class SeedreamError(UserFacingError):
 
 
 class InvalidRequest(SeedreamError):
-    user_message = "The image service rejected the request as invalid."
+    user_message = tr("The image service rejected the request as invalid.")
 
 
 class ContentBlocked(SeedreamError):
     """Moderation refused the prompt, a reference image or a generated image."""
 
-    user_message = "The image service's safety filter blocked this request."
+    user_message = tr("The image service's safety filter blocked this request.")
 
     def __init__(
         self,
-        user_message: str | None = None,
+        user_message: Text | str | None = None,
         *,
         kind: Literal["input_text", "input_image", "output_image"] = "input_text",
         code: str | None = None,
@@ -49,29 +50,29 @@ class ContentBlocked(SeedreamError):
 
 
 class AuthenticationFailed(SeedreamError):
-    user_message = "The bot's image-service key was rejected. Please tell the bot's owner."
+    user_message = tr("The bot's image-service key was rejected. Please tell the bot's owner.")
 
 
 class RateLimited(SeedreamError):
-    user_message = "The image service is busy right now. Please try again in a moment."
+    user_message = tr("The image service is busy right now. Please try again in a moment.")
     retryable = True
 
 
 class QuotaExhausted(SeedreamError):
     """The relay account is out of credit or hit a spend cap: not transient."""
 
-    user_message = "The bot's image-service account is out of credit. Please tell the bot's owner."
+    user_message = tr("The bot's image-service account is out of credit. Please tell the bot's owner.")
 
 
 class ServerError(SeedreamError):
-    user_message = "The image service had an internal error. Please try again later."
+    user_message = tr("The image service had an internal error. Please try again later.")
     retryable = True
 
 
 class RelayTimeout(SeedreamError):
-    user_message = "The image service took too long to answer. Please try again later."
+    user_message = tr("The image service took too long to answer. Please try again later.")
     retryable = True
 
 
 class MalformedResponse(SeedreamError):
-    user_message = "The image service sent a response the bot could not read."
+    user_message = tr("The image service sent a response the bot could not read.")

@@ -11,6 +11,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from bot.core.format import megabytes
+from bot.core.i18n import tr
 from bot.core.images.sniff import sniff_content_type
 from bot.core.relay.bodies import CONNECTION_ERRORS, off_loop, read_capped, remaining
 from bot.core.relay.classify import classify_item_error, redact
@@ -85,7 +86,7 @@ class ImageFetcher:
         url = urljoin(self._base_url + "/", url)
         if urlsplit(url).scheme not in ("http", "https"):
             raise MalformedResponse("The image service returned an image link the bot cannot fetch.")
-        last: SeedreamError = ServerError("The generated image could not be downloaded.")
+        last: SeedreamError = ServerError(tr("The generated image could not be downloaded."))
         for attempt in range(DOWNLOAD_ATTEMPTS):
             try:
                 timeout = aiohttp.ClientTimeout(total=remaining(deadline))
@@ -104,12 +105,12 @@ class ImageFetcher:
                     return await read_capped(resp, self.max_bytes, self.too_large)
             except CONNECTION_ERRORS as exc:
                 log.warning("image download failed: %s", redact(repr(exc), self._secrets))
-                last = ServerError("The generated image could not be downloaded.")
+                last = ServerError(tr("The generated image could not be downloaded."))
         raise last
 
     def too_large(self) -> MalformedResponse:
         return MalformedResponse(
-            f"A generated image was larger than the bot accepts ({megabytes(self.max_bytes)})."
+            tr("A generated image was larger than the bot accepts ({limit}).", limit=megabytes(self.max_bytes))
         )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from bot.core.i18n import tr
 from bot.core.relay.bodies import CONNECTION_ERRORS, read_capped, remaining
 from bot.core.relay.classify import classify_response, redact, retry_after_from_headers
 from bot.core.relay.errors import MalformedResponse, RateLimited, RelayTimeout, SeedreamError, ServerError
@@ -33,7 +34,7 @@ Decode = Callable[[aiohttp.ClientResponse, float], AsyncGenerator[ImageEvent, No
 class RelayConnectionError(ServerError):
     """The connection to the relay failed or broke mid-answer (retried like a 5xx)."""
 
-    user_message = "The connection to the image service broke. Please try again later."
+    user_message = tr("The connection to the image service broke. Please try again later.")
 
 
 class _Retry(Exception):
