@@ -38,7 +38,7 @@ MAX_CODE_LENGTH = 80
 _REQUEST_ID = re.compile(r"[(\[]?\s*\brequest[ _-]?id\b\s*[:=\uff1a]?\s*[\w.\-]+\s*[)\]]?\.?", re.IGNORECASE)
 _TOKENISH = re.compile(r"(?i)\bbearer\s+\S+|\bsk-[A-Za-z0-9_\-]{6,}")
 # A relay that echoes the request echoes the member's reference images: never show them.
-_DATA_URI = re.compile(r"(?i)data:[\w.+/-]*(?:;[\w.+=-]+)*(?:;base64)?,[A-Za-z0-9+/=%\\\s]*")
+_DATA_URI = re.compile(r"(?i)data:[\w.+/-]*(?:;[\w.+=-]+)*(?:;base64)?,[A-Za-z0-9+/=%\\]*")
 _NAMED_SECRET = re.compile(
     r"(?i)\b(api[_-]?key|access[_-]?key|secret|token|password|authorization)(\"?\s*[:=]\s*\"?)[^\s\"',;}&]+"
 )
