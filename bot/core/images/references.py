@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
@@ -26,7 +29,7 @@ from bot.core.errors import UserFacingError
 from bot.core.format import megabytes, number, plural, size_over
 from bot.core.images.budget import DECODE_BUDGET
 from bot.core.images.reencode import flatten
-from bot.core.images.sizes import MAX_PIXELS as MAX_OUTPUT_PIXELS
+from bot.core.images.sizes import TIER_PIXELS
 from bot.core.limits import (
     MAX_ASPECT_RATIO,
     MAX_IMAGES,
@@ -52,9 +55,13 @@ _PASS_THROUGH_MODES = frozenset({"RGB", "RGBA", "L", "LA", "P"})
 _WITH_ALPHA = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # Modes holding more than 8 bits a channel: scaled down to 8-bit grey.
 _WIDE_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
-# A reference bigger than the model's largest output adds nothing but bytes and memory.
-SENT_MAX_PIXELS = MAX_OUTPUT_PIXELS
+# A reference is conditioning input: the 2K tier's pixel count carries what the model reads from
+# it; more only costs bytes, memory and encoding time (a 36 MP PNG takes seconds to encode).
+SENT_MAX_PIXELS = TIER_PIXELS["2K"]
 PNG_COMPRESS_LEVEL = 3
+
+_T = TypeVar("_T")
+_IMAGE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="references")
 
 _FRIENDLY = {
     "image/jpeg": "JPEG",
@@ -121,7 +128,13 @@ async def inspect_reference(
 ) -> ReferenceImage:
     """Check one reference image against `rules`; the decoding runs in a worker thread."""
     check_byte_size(name, len(content), rules)
-    return await asyncio.to_thread(_inspect_sync, name, display_name(name), content, rules)
+    return await _in_image_thread(_inspect_sync, name, display_name(name), content, rules)
+
+
+async def _in_image_thread(func: Callable[..., _T], *args: object) -> _T:
+    """Run reference decoding on its one thread: decodes queue instead of piling up, and
+    their large buffers come from one malloc arena instead of one per worker thread."""
+    return await asyncio.get_running_loop().run_in_executor(_IMAGE_THREAD, functools.partial(func, *args))
 
 
 def check_byte_size(name: str, size: int, rules: ReferenceRules = DEFAULT_RULES) -> None:
@@ -247,7 +260,7 @@ def to_data_uri(ref: ReferenceImage, *, max_bytes: int = DEFAULT_RULES.max_bytes
 
 async def encode_references(refs: Sequence[ReferenceImage]) -> tuple[str, ...]:
     """Data URIs for `refs`, in order (for `GenerationRequest.references`), built one at a time in a thread."""
-    return await asyncio.to_thread(lambda: tuple(to_data_uri(ref) for ref in refs))
+    return await _in_image_thread(lambda: tuple(to_data_uri(ref) for ref in refs))
 
 
 def _normalised(content: bytes, max_bytes: int) -> tuple[str, bytes]:
@@ -261,7 +274,14 @@ def _normalised(content: bytes, max_bytes: int) -> tuple[str, bytes]:
         image.load()
         frame = _eight_bit(image)
         if scale < 1 and frame.size != target:
-            frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            # A cheap integer reduction first keeps Lanczos's intermediate image small.
+            factor = int(min(frame.width / target[0], frame.height / target[1]))
+            if factor >= 2:
+                reduced = frame.reduce(factor)
+                frame.close()  # frees the full-size pixels before the resize allocates more
+                image.close()
+                frame = reduced
+            frame = frame.resize(target, Image.Resampling.LANCZOS)
         if frame.mode != "RGBA" and lossy:
             return "image/jpeg", _save(frame, "JPEG", quality=92)
         png = _save(frame, "PNG", compress_level=PNG_COMPRESS_LEVEL)
