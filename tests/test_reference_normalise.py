@@ -104,6 +104,7 @@ async def test_a_plain_reference_is_still_sent_unchanged() -> None:
 CHILD = textwrap.dedent(
     """
     import asyncio, json, resource, sys, time
+    from bot.core.images.references import DEFAULT_RULES
     from bot.core.jobs.spec import StoredReference
     from bot.discord_ui.attachments import _checked, _Downloaded
 
@@ -128,7 +129,7 @@ CHILD = textwrap.dedent(
         task = asyncio.create_task(ticker())
         await asyncio.sleep(0.01)
         started = time.monotonic()
-        prepared = await _checked(items, "data_uri", __import__("bot.core.images.references").core.images.references.DEFAULT_RULES)
+        prepared = await _checked(items, "data_uri", DEFAULT_RULES)
         running = False
         await task
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
