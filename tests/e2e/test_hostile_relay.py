@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import sqlite3
 
+from aiohttp import web
+
 from tests.e2e.conftest import World
 from tests.e2e.test_imagine import finished, image_messages
 from tests.e2e.test_references import PHOTO
@@ -57,3 +59,18 @@ async def test_a_relay_echoing_the_reference_shows_logs_and_stores_no_image_data
     with sqlite3.connect(world.database_url.removeprefix("sqlite:///")) as db:
         stored = [str(row) for table in ("jobs", "quota_ledger") for row in db.execute(f"SELECT * FROM {table}")]
     assert stored and not [row for row in stored if fragment in row or "base64," in row]
+
+
+async def test_result_url_hosts_lets_the_bot_download_from_a_listed_host(boot, fake_discord, relay):
+    async def image(request: web.Request) -> web.Response:
+        return web.Response(body=sized_jpeg(9, "64x64"), content_type="image/jpeg")
+
+    async with Listener(image) as cdn:
+        relay.result_url = lambda index, real: f"{cdn.origin}/result.jpeg"
+        async with boot(result_url_hosts=f"cdn.example.com,127.0.0.1:{cdn.port}"):
+            interaction = await fake_discord.slash("imagine", {"prompt": "from the cdn"})
+            summary = await finished(interaction)
+
+    assert summary.content.startswith("✅")
+    assert [data for m in image_messages(interaction) for _, data in m.files] == [sized_jpeg(9, "64x64")]
+    assert cdn.hits == ["/result.jpeg"]
