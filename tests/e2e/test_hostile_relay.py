@@ -26,7 +26,7 @@ async def test_a_result_url_on_a_private_address_is_one_failed_image_and_not_cha
         summary = await finished(interaction)
 
     assert sum(len(m.files) for m in image_messages(interaction)) == 2
-    assert "1 image failed" in summary.content
+    assert "1 image failed: The image service returned an image link to a private address." in summary.content
     assert metadata.hits == []
     assert await used(world) == 2
 
@@ -39,7 +39,7 @@ async def test_a_truncated_result_is_fetched_again_then_failed_and_not_charged(w
 
     posted = [data for m in image_messages(interaction) for _, data in m.files]
     assert len(posted) == 2 and whole[: len(whole) // 3] not in posted
-    assert "1 image failed" in summary.content
+    assert "1 image failed: The image service sent an image that is damaged or incomplete." in summary.content
     assert len(world.relay.asset_requests) == 4  # the broken one twice
     assert await used(world) == 2
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp.abc import AbstractResolver
-from aiohttp.resolver import DefaultResolver
+from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from bot.core.relay.errors import MalformedResponse
@@ -108,7 +108,7 @@ class ResultUrlPolicy:
 
     async def _addresses(self, host: str, port: int) -> list[str]:
         if self._resolver is None:
-            self._resolver = DefaultResolver()
+            self._resolver = ThreadedResolver()
         try:
             found = await self._resolver.resolve(host, port, family=socket.AF_UNSPEC)
         except (OSError, ValueError):
