@@ -69,6 +69,8 @@ class ImageFetcher:
         except SeedreamError as error:
             log.warning("image %d could not be fetched: %s", index, error)
             return ImageFailure(index, error)
+        except TimeoutError:  # the request's deadline: the transport ends the set (RelayTimeout)
+            raise
         except _FETCH_ERRORS as exc:
             log.warning("image %d could not be fetched: %s", index, redact(repr(exc), self._secrets))
             return ImageFailure(index, ServerError("The generated image could not be downloaded."))
