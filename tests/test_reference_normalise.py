@@ -153,8 +153,12 @@ def test_six_36_megapixel_references_stay_under_300_mib(tmp_path: Path, fmt: str
     del solid
     assert Path(paths[0]).stat().st_size < 2 * 2**20  # small files, huge pictures
 
+    # Linux carries ru_maxrss across exec from the forking process's memory, so a child forked
+    # straight from a big pytest process would report pytest's size: a tiny launcher forks it.
+    launcher = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, *paths], capture_output=True, text=True, timeout=300, check=True
+        [sys.executable, "-c", launcher, sys.executable, "-c", CHILD, *paths],
+        capture_output=True, text=True, timeout=300, check=True,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
 
