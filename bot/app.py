@@ -92,6 +92,7 @@ class SeedreamBot(commands.Bot):
             max_retries=settings.relay_max_retries,
             retry_budget=settings.relay_retry_budget_seconds,
             max_download_bytes=settings.max_download_bytes,
+            result_url_hosts=settings.result_hosts,
         )
         self.runner = JobRunner(
             RelayGate(self.relay, limit=settings.relay_concurrency),

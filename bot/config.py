@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.relay.urls import HostPort, parse_hosts
+
 DISCORD_API_BASE = "https://discord.com/api/v10"
 
 
@@ -40,7 +42,10 @@ class Settings(BaseSettings):
     relay_max_retries: int = Field(default=3, ge=0, le=10)
     relay_retry_budget_seconds: float = Field(default=120.0, ge=0)
     relay_concurrency: int = Field(default=4, ge=1, le=1000)
-    max_download_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # The largest result image; also bounds an SSE frame (one image's b64_json) and a JSON body.
+    max_download_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Comma-separated host[:port]: result URLs only from these hosts (and the relay's origin).
+    result_url_hosts: str = ""
 
     # Fairness and quotas.
     max_jobs_per_user: int = Field(default=2, ge=1, le=100)
@@ -70,6 +75,17 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("result_url_hosts")
+    @classmethod
+    def _host_list(cls, value: str) -> str:
+        parse_hosts(value)
+        return value
+
+    @property
+    def result_hosts(self) -> tuple[HostPort, ...]:
+        """`RESULT_URL_HOSTS`, parsed."""
+        return parse_hosts(self.result_url_hosts)
 
     @field_validator("discord_token", "image_api_key")
     @classmethod

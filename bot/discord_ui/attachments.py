@@ -197,10 +197,13 @@ async def refetch_references(
 
 async def _checked(downloaded: Sequence[_Downloaded], transport: Transport, rules: ReferenceRules,
                    ) -> PreparedReferences:
-    """The one path every reference takes: inspect the bytes, then encode for the relay."""
-    images: list[ReferenceImage] = _first_error_or_all(await asyncio.gather(
-        *(inspect_reference(item.name, item.content, rules) for item in downloaded), return_exceptions=True
-    ))
+    """The one path every reference takes: inspect the bytes, then encode for the relay.
+
+    One image at a time: a small upload can decode to hundreds of megabytes (references.py).
+    """
+    images: list[ReferenceImage] = [
+        await inspect_reference(item.name, item.content, rules) for item in downloaded
+    ]
     if transport == "data_uri":
         references = await encode_references(images)
     else:

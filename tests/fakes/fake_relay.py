@@ -145,6 +145,8 @@ class FakeRelay:
         self.json_to_stream = False
         self.stream_style: Literal["ark", "completed_per_image"] = "ark"
         self.chunked_assets = False  # serve assets without Content-Length
+        # Rewrites result URLs: (image index, the URL the relay would send) -> the URL it sends.
+        self.result_url: Callable[[int, str], str] | None = None
         self._script: deque[_Scripted] = deque()
         self._assets: dict[str, bytes] = {}
         self._runner: web.AppRunner | None = None
@@ -338,7 +340,10 @@ class FakeRelay:
         assert outcome.content is not None
         if body.get("response_format") == "b64_json":
             return {"b64_json": base64.b64encode(outcome.content).decode(), "size": outcome.size}
-        return {"url": f"{self.origin}/assets/{outcome.asset_id}.jpeg", "size": outcome.size}
+        url = f"{self.origin}/assets/{outcome.asset_id}.jpeg"
+        if self.result_url is not None:
+            url = self.result_url(outcome.index, url)
+        return {"url": url, "size": outcome.size}
 
     @staticmethod
     def _item_error(code: str) -> dict[str, str]:

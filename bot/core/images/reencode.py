@@ -1,21 +1,21 @@
 """Pillow work for delivery: shrink one image until it fits a byte budget.
 
 Everything here is synchronous and CPU-bound; callers run it in a worker thread
-(`asyncio.to_thread`). A process-wide guard bounds how many large images are
-decoded at once, so a burst of 4K sets cannot exhaust memory.
+(`asyncio.to_thread`). The process-wide pixel budget (budget.py) bounds how many large
+images are decoded at once, so a burst of 4K sets cannot exhaust memory.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import threading
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.core.errors import UserFacingError
 from bot.core.i18n import Text, tr
+from bot.core.images.budget import DECODE_BUDGET
 
 # Seedream's largest outputs are about 16.8 MP (4096x4096, 6240x2656); 64 MP leaves room for
 # bigger models while refusing decompression bombs. Checked per call from the header, before
@@ -29,9 +29,6 @@ JPEG_QUALITIES = (92, 85, 75)
 SCALE_STEP = 0.85
 # Below this shorter side the picture is useless; give up instead of sending a smudge.
 MIN_SIDE = 16
-
-# A decoded 64 MP RGB image is ~190 MB; at most this many are held at once.
-_decode_guard = threading.BoundedSemaphore(2)
 
 
 class DeliveryError(UserFacingError):
@@ -86,8 +83,8 @@ def fit_jpeg(data: bytes, max_bytes: int, *, max_pixels: int = MAX_DECODE_PIXELS
     """
     if max_bytes <= 0:
         raise ImageTooLarge(size=len(data), limit=max_bytes)
-    with _decode_guard:
-        image = _decode_for_jpeg(data, max_pixels)
+    with open_checked(data, max_pixels) as header, DECODE_BUDGET.hold(header.width * header.height):
+        image = _decode_for_jpeg(header)
         icc_profile = image.info.get("icc_profile")
 
         encoded = b""
@@ -128,8 +125,17 @@ def open_checked(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _decode_for_jpeg(data: bytes, max_pixels: int) -> Image.Image:
-    image = open_checked(data, max_pixels)
+def decodes(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> bool:
+    """Whether `data` is a whole image: every pixel decodes (a truncated file does not)."""
+    try:
+        with open_checked(data, max_pixels) as image, DECODE_BUDGET.hold(image.width * image.height):
+            image.load()
+    except Exception:  # UnreadableImage, or anything a Pillow plugin raises for a hostile file
+        return False
+    return True
+
+
+def _decode_for_jpeg(image: Image.Image) -> Image.Image:
     try:
         image.load()
         icc_profile = image.info.get("icc_profile")

@@ -3,23 +3,34 @@
 The type is read from the bytes (Pillow), never from the filename or the declared
 content type. Each failure is an `InvalidReference` whose `user_message` names the
 image and the rule in words a Discord member understands.
+
+Decoding is bounded: a 148 KiB PNG can hold 36 MP (139 MiB decoded), so every decode runs
+in a worker thread under the process-wide pixel budget (budget.py), one reference at a time.
+What the model may not take is normalised before encoding (CMYK -> RGB, an animation's first
+frame, 16-bit -> 8-bit, BMP/TIFF/GIF -> PNG) and a reference larger than the model's largest
+output is downscaled to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from bot.core.errors import UserFacingError
 from bot.core.format import megabytes, number, size_over
 from bot.core.i18n import Text, tr, trn
-from bot.core.images.reencode import MAX_DECODE_PIXELS, flatten
+from bot.core.images.budget import DECODE_BUDGET
+from bot.core.images.reencode import flatten
+from bot.core.images.sizes import TIER_PIXELS
 from bot.core.limits import (
     MAX_ASPECT_RATIO,
     MAX_IMAGES,
@@ -39,8 +50,19 @@ _FORMATS = {
     "TIFF": "image/tiff",
     "GIF": "image/gif",
 }
-# Sent as they are; the others are converted to PNG (relays may not take them).
+# Sent as they are when nothing else needs changing; the others are converted to PNG.
 _PASS_THROUGH = frozenset({"image/jpeg", "image/png", "image/webp"})
+_PASS_THROUGH_MODES = frozenset({"RGB", "RGBA", "L", "LA", "P"})
+_WITH_ALPHA = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+# Modes holding more than 8 bits a channel: scaled down to 8-bit grey.
+_WIDE_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
+# A reference is conditioning input: the 2K tier's pixel count carries what the model reads from
+# it; more only costs bytes, memory and encoding time (a 36 MP PNG takes seconds to encode).
+SENT_MAX_PIXELS = TIER_PIXELS["2K"]
+PNG_COMPRESS_LEVEL = 3
+
+_T = TypeVar("_T")
+_IMAGE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="references")
 
 _FRIENDLY = {
     "image/jpeg": "JPEG",
@@ -85,6 +107,8 @@ class ReferenceImage:
     content_type: str
     width: int
     height: int
+    # Whether `to_data_uri` must re-encode it (odd mode, animation, 16-bit, too many pixels).
+    normalise: bool = False
 
 
 class InvalidReference(UserFacingError):
@@ -105,7 +129,13 @@ async def inspect_reference(
 ) -> ReferenceImage:
     """Check one reference image against `rules`; the decoding runs in a worker thread."""
     check_byte_size(name, len(content), rules)
-    return await asyncio.to_thread(_inspect_sync, name, display_name(name), content, rules)
+    return await _in_image_thread(_inspect_sync, name, display_name(name), content, rules)
+
+
+async def _in_image_thread(func: Callable[..., _T], *args: object) -> _T:
+    """Run reference decoding on its one thread: decodes queue instead of piling up, and
+    their large buffers come from one malloc arena instead of one per worker thread."""
+    return await asyncio.get_running_loop().run_in_executor(_IMAGE_THREAD, functools.partial(func, *args))
 
 
 def check_byte_size(name: str, size: int, rules: ReferenceRules = DEFAULT_RULES) -> None:
@@ -131,10 +161,12 @@ def _inspect_sync(name: str, shown: str, content: bytes, rules: ReferenceRules) 
         name=name,
     )
     try:
-        image = Image.open(io.BytesIO(content))
+        image = Image.open(io.BytesIO(content), formats=_pillow_formats(rules))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise too_many_pixels from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, NotImplementedError):
+        raise not_accepted from None
+    except Exception:  # a Pillow plugin meeting a hostile file may raise anything
         raise not_accepted from None
 
     with image:
@@ -170,14 +202,36 @@ def _inspect_sync(name: str, shown: str, content: bytes, rules: ReferenceRules) 
                 rule="ratio",
                 name=name,
             )
+        normalise = _needs_normalising(image, content_type)
         try:
-            image.load()  # catch truncated or corrupt files here, not at the relay
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            with DECODE_BUDGET.hold(width * height):
+                image.load()  # catch truncated or corrupt files here, not at the relay
+        except Exception:  # OSError for a truncated file; a hostile one may raise anything
             raise InvalidReference(
                 tr("“{name}” looks damaged or incomplete; please upload it again.", name=shown), rule="damaged",
                 name=name
             ) from None
-    return ReferenceImage(name=name, content=content, content_type=content_type, width=width, height=height)
+    return ReferenceImage(
+        name=name, content=content, content_type=content_type, width=width, height=height, normalise=normalise
+    )
+
+
+def _pillow_formats(rules: ReferenceRules) -> list[str]:
+    """Only the accepted formats' plugins ever see a member's bytes (JPEG's also opens MPO)."""
+    return [fmt for fmt, kind in _FORMATS.items() if kind in rules.accepted and fmt != "MPO"]
+
+
+def _needs_normalising(image: Image.Image, content_type: str) -> bool:
+    tiles = image.tile if isinstance(image, ImageFile.ImageFile) else []
+    wide = any(";16" in str(tile.args) for tile in tiles if tile.args)
+    return (
+        content_type not in _PASS_THROUGH
+        or image.format == "MPO"
+        or getattr(image, "n_frames", 1) > 1
+        or image.mode not in _PASS_THROUGH_MODES
+        or wide
+        or image.width * image.height > SENT_MAX_PIXELS
+    )
 
 
 def check_counts(n_refs: int, n_outputs: int, rules: ReferenceRules = DEFAULT_RULES) -> None:
@@ -204,39 +258,65 @@ def check_counts(n_refs: int, n_outputs: int, rules: ReferenceRules = DEFAULT_RU
 def to_data_uri(ref: ReferenceImage, *, max_bytes: int = DEFAULT_RULES.max_bytes) -> str:
     """`data:image/<fmt>;base64,...` with a lowercase format, as the API requires.
 
-    JPEG, PNG and WebP pass through unchanged. BMP, TIFF and GIF (first frame) are
-    converted to PNG, or to JPEG if the PNG would exceed `max_bytes`. That conversion
-    decodes the image: call from a worker thread, or use `encode_references`.
+    A plain JPEG, PNG or WebP passes through unchanged; anything else is normalised (see
+    the module docstring) to PNG, or to JPEG for a JPEG source or a PNG above `max_bytes`.
+    That decodes the image: call from a worker thread, or use `encode_references`.
     """
     content_type = ref.content_type.lower()
     content = ref.content
-    if content_type not in _PASS_THROUGH:
-        content_type, content = _convert(content, max_bytes)
+    if ref.normalise or content_type not in _PASS_THROUGH:
+        content_type, content = _normalised(content, max_bytes)
     return f"data:{content_type};base64,{base64.b64encode(content).decode('ascii')}"
 
 
 async def encode_references(refs: Sequence[ReferenceImage]) -> tuple[str, ...]:
-    """Data URIs for `refs`, in order (for `GenerationRequest.references`), built in a thread."""
-    return await asyncio.to_thread(lambda: tuple(to_data_uri(ref) for ref in refs))
+    """Data URIs for `refs`, in order (for `GenerationRequest.references`), built one at a time in a thread."""
+    return await _in_image_thread(lambda: tuple(to_data_uri(ref) for ref in refs))
 
 
-def _convert(content: bytes, max_bytes: int) -> tuple[str, bytes]:
-    with Image.open(io.BytesIO(content)) as image:
-        if image.width * image.height > MAX_DECODE_PIXELS:
-            raise ValueError("image too large to convert")
-        image.seek(0)
-        frame = image.convert("RGBA") if _has_alpha(image) else image.convert("RGB")
+def _normalised(content: bytes, max_bytes: int) -> tuple[str, bytes]:
+    with Image.open(io.BytesIO(content)) as image, DECODE_BUDGET.hold(image.width * image.height):
+        lossy = image.format in ("JPEG", "MPO")
+        scale = min(1.0, (SENT_MAX_PIXELS / (image.width * image.height)) ** 0.5)
+        target = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        if lossy and scale < 1:
+            image.draft(image.mode, target)  # decode a JPEG at a reduced scale where it can
+        image.seek(0)  # an animation's first frame
+        image.load()
+        frame = _eight_bit(image)
+        if scale < 1 and frame.size != target:
+            # A cheap integer reduction first keeps Lanczos's intermediate image small.
+            factor = int(min(frame.width / target[0], frame.height / target[1]))
+            if factor >= 2:
+                reduced = frame.reduce(factor)
+                frame.close()  # frees the full-size pixels before the resize allocates more
+                image.close()
+                frame = reduced
+            frame = frame.resize(target, Image.Resampling.LANCZOS)
+        if frame.mode != "RGBA" and lossy:
+            return "image/jpeg", _save(frame, "JPEG", quality=92)
+        png = _save(frame, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+        if len(png) <= max_bytes:
+            return "image/png", png
+        return "image/jpeg", _save(flatten(frame), "JPEG", quality=92)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """The loaded frame as 8-bit RGB, RGBA or L (the image itself when it already is)."""
+    if image.mode in _WIDE_MODES:
+        wide = image.convert("I") if image.mode.startswith("I;16") else image
+        return wide.point(lambda value: value * (1 / 257)).convert("L")
+    if image.mode in _WITH_ALPHA or "transparency" in image.info:
+        return image.convert("RGBA")
+    if image.mode in ("RGB", "L"):
+        return image
+    return image.convert("RGB")
+
+
+def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
-    frame.save(buffer, "PNG", optimize=False, compress_level=6)
-    if buffer.tell() <= max_bytes:
-        return "image/png", buffer.getvalue()
-    buffer = io.BytesIO()
-    flatten(frame).save(buffer, "JPEG", quality=92)
-    return "image/jpeg", buffer.getvalue()
-
-
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
 
 
 def display_name(name: str, limit: int = 60) -> str:

@@ -154,7 +154,8 @@ class JobRunner:
                     sender.add(event)
                     await _quietly(target.progress(job, Progress("generating", done=sender.received, total=total)))
                 else:
-                    log.info("job %s: image %d failed: %s", job.id, event.index, event.error.code)
+                    log.info("job %s: image %d failed: %s", job.id, event.index,
+                             event.error.code or type(event.error).__name__)
                     failures.append(event)
         except SeedreamError as relay_error:
             error = relay_error

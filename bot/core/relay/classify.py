@@ -38,6 +38,13 @@ MAX_CODE_LENGTH = 80
 
 _REQUEST_ID = re.compile(r"[(\[]?\s*\brequest[ _-]?id\b\s*[:=\uff1a]?\s*[\w.\-]+\s*[)\]]?\.?", re.IGNORECASE)
 _TOKENISH = re.compile(r"(?i)\bbearer\s+\S+|\bsk-[A-Za-z0-9_\-]{6,}")
+# A relay that echoes the request echoes the member's reference images: never show them.
+_DATA_URI = re.compile(r"(?i)data:[\w.+/-]*(?:;[\w.+=-]+)*(?:;base64)?,[A-Za-z0-9+/=%\\]*")
+_NAMED_SECRET = re.compile(
+    r"(?i)\b(api[_-]?key|access[_-]?key|secret|token|password|authorization)(\"?\s*[:=]\s*\"?)[^\s\"',;}&]+"
+)
+# Base64 runs and key-like strings: long runs of token characters holding letters and digits.
+_LONG_RUN = re.compile(r"(?<![\w+/=-])(?=[\w+/-]*\d)(?=[\w+/-]*[A-Za-z])[\w+/-]{32,}={0,2}")
 _BAD_PARAMETER = re.compile(
     r"the parameter `?([\w.\[\]]+)`? specified in the request is not valid:?\s*(.*)",
     re.IGNORECASE | re.DOTALL,
@@ -185,18 +192,21 @@ def error_from_body(body: bytes | str) -> RelayError | None:
 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """`text` from the relay without secrets, keys, data URIs or long base64 runs."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
-    return _TOKENISH.sub("[redacted]", text)
+    text = _DATA_URI.sub("[image data]", text)
+    text = _TOKENISH.sub("[redacted]", text)
+    text = _NAMED_SECRET.sub(r"\1\2[redacted]", text)
+    return _LONG_RUN.sub("[redacted]", text)
 
 
 def friendly_relay_message(message: str | None, secrets: Sequence[str] = ()) -> str | None:
     """The relay's message without request ids or secrets, tidied for a member to read."""
     if not message:
         return None
-    text = redact(message, secrets)
-    text = _REQUEST_ID.sub("", text)
+    text = redact(_REQUEST_ID.sub("", message), secrets)
     text = " ".join(text.split())
     match = _BAD_PARAMETER.search(text)
     if match:

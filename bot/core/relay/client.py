@@ -14,15 +14,17 @@ item into image bytes. This class only wires them together.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from bot.core.relay.decode import ResponseDecoder
 from bot.core.relay.fetch import ImageFetcher
 from bot.core.relay.models import GenerationRequest, ImageEvent
 from bot.core.relay.payload import ResponseFormat, build_payload
 from bot.core.relay.transport import RelayConnectionError, RelayTransport, RetryPolicy
+from bot.core.relay.urls import HostPort, ResultUrlPolicy
 
 __all__ = ["RelayConnectionError", "SeedreamClient"]
 
@@ -40,15 +42,21 @@ class SeedreamClient:
         timeout: float = 600.0,
         max_retries: int = 3,
         retry_budget: float = 120.0,
-        max_download_bytes: int = 50 * 2**20,
+        max_download_bytes: int = 20 * 2**20,
         backoff_base: float = 1.0,
+        result_url_hosts: Sequence[HostPort] = (),
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """`result_url_hosts` and `resolver` decide which result URLs are fetched (urls.py)."""
         self._base_url = base_url.rstrip("/")
         self._model = model
         self._response_format: ResponseFormat = response_format
         self._stream = stream
         secrets = (api_key,) if api_key else ()
-        fetcher = ImageFetcher(session, base_url=self._base_url, max_bytes=max_download_bytes, secrets=secrets)
+        policy = ResultUrlPolicy(self._base_url, hosts=result_url_hosts, resolver=resolver)
+        fetcher = ImageFetcher(
+            session, base_url=self._base_url, max_bytes=max_download_bytes, secrets=secrets, policy=policy
+        )
         self._decoder = ResponseDecoder(fetcher, secrets=secrets)
         self._transport = RelayTransport(
             session,

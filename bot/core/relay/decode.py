@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 
 import aiohttp
 
+from bot.core.format import megabytes
+from bot.core.i18n import tr
 from bot.core.relay.bodies import off_loop, read_capped
 from bot.core.relay.classify import classify, classify_item_error, error_from_object
 from bot.core.relay.errors import MalformedResponse, SeedreamError
 from bot.core.relay.fetch import ImageFetcher
 from bot.core.relay.models import ImageEvent, ImageFailure
-from bot.core.relay.sse import SSEEvent, aiter_sse
+from bot.core.relay.sse import FrameTooLarge, SSEEvent, aiter_sse
 
 log = logging.getLogger(__name__)
 
+# Room for the JSON around one image's `b64_json` (size, usage, a long URL, error texts).
+FRAME_OVERHEAD = 64 * 1024
 JSON_BODY_OVERHEAD = 1 << 20
 
 _EVENT_SUCCEEDED = "image_generation.partial_succeeded"
@@ -40,7 +45,29 @@ class ResponseDecoder:
     def __repr__(self) -> str:  # never show the key
         return f"ResponseDecoder({self.fetcher!r})"
 
+    @property
+    def max_frame(self) -> int:
+        """The longest SSE frame accepted: one image's `b64_json` and its JSON around it."""
+        return 4 * -(-self.fetcher.max_bytes // 3) + FRAME_OVERHEAD
+
+    def max_json_body(self, max_images: int) -> int:
+        """The largest JSON body accepted: one frame's worth per image asked for."""
+        return self.max_frame * max(1, max_images) + JSON_BODY_OVERHEAD
+
     async def events(
+        self, resp: aiohttp.ClientResponse, deadline: float, max_images: int
+    ) -> AsyncGenerator[ImageEvent, None]:
+        """The response's images, indexed 0..max_images-1 (see `ArrivalIndex`)."""
+        indexes = ArrivalIndex(max_images)
+        async with contextlib.aclosing(self._events(resp, deadline, max_images)) as events:
+            async for event in events:
+                index = indexes.claim(event.index)
+                if index is None:
+                    log.warning("the relay sent more images than the %d asked for; ignoring one", max_images)
+                    continue
+                yield event if index == event.index else dataclasses.replace(event, index=index)
+
+    async def _events(
         self, resp: aiohttp.ClientResponse, deadline: float, max_images: int
     ) -> AsyncGenerator[ImageEvent, None]:
         """Decide JSON vs SSE by content type, then by the first non-blank body byte."""
@@ -55,8 +82,16 @@ class ResponseDecoder:
             "event-stream" not in content_type and first.lstrip().startswith((b"{", b"["))
         )
         if is_json:
-            limit = int(self.fetcher.max_bytes * 1.4) * max(1, max_images) + JSON_BODY_OVERHEAD
-            body = first + await read_capped(resp, limit - len(first), self.fetcher.too_large)
+            limit = self.max_json_body(max_images)
+
+            def too_large() -> SeedreamError:
+                return MalformedResponse(
+                    tr("The image service sent a response larger than the bot accepts ({size}).", size=megabytes(limit))
+                )
+
+            if len(first) > limit:
+                raise too_large()
+            body = first + await read_capped(resp, limit - len(first), too_large)
             async with contextlib.aclosing(self.json_events(body, resp.status, deadline)) as events:
                 async for event in events:
                     yield event
@@ -113,7 +148,18 @@ class _SSEStream:
         self._unreadable = 0
 
     async def events(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[ImageEvent, None]:
-        async with contextlib.aclosing(read_ahead(aiter_sse(chunks))) as frames:
+        limit = self._decoder.max_frame
+        try:
+            async with contextlib.aclosing(self._frames(chunks, limit)) as events:
+                async for event in events:
+                    yield event
+        except FrameTooLarge:
+            raise MalformedResponse(
+                tr("The image service sent a stream event larger than the bot accepts ({size}).", size=megabytes(limit))
+            ) from None
+
+    async def _frames(self, chunks: AsyncIterator[bytes], limit: int) -> AsyncGenerator[ImageEvent, None]:
+        async with contextlib.aclosing(read_ahead(aiter_sse(chunks, limit))) as frames:
             async for frame in frames:
                 data = frame.data.strip()
                 if data == "[DONE]":
@@ -212,6 +258,28 @@ async def read_ahead(frames: AsyncIterator[SSEEvent]) -> AsyncGenerator[SSEEvent
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class ArrivalIndex:
+    """Image indices the bot can trust: 0..count-1, each used once.
+
+    The relay's index is kept when it is in range and new; a missing, repeated or
+    out-of-range one becomes the lowest index still free (the image's arrival order).
+    None once all `count` are taken: an image beyond the request is not delivered.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._count = max(1, count)
+        self._used: set[int] = set()
+
+    def claim(self, reported: int) -> int | None:
+        if not 0 <= reported < self._count or reported in self._used:
+            free = (index for index in range(self._count) if index not in self._used)
+            reported = next(free, -1)
+            if reported < 0:
+                return None
+        self._used.add(reported)
+        return reported
 
 
 def _items(data: object) -> list[object]:
