@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ import aiohttp
 import discord
 from discord.ext import commands, tasks
 
-from bot.config import Settings
+from bot.config import Settings, instance_name
 from bot.core.i18n import tr
 from bot.core.jobs.delivery import DeliveryTarget, JobOutcome
 from bot.core.jobs.runner import JobRunner
@@ -63,7 +64,8 @@ class SeedreamBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
-        self._interrupted: list[JobRecord] = []
+        self._stopping: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
 
     async def setup_hook(self) -> None:
@@ -73,7 +75,9 @@ class SeedreamBot(commands.Bot):
         )
         self.database = Database(settings.database_url)
         await self.database.migrate()
-        self.jobs = JobStore(self.database)
+        self.jobs = JobStore(
+            self.database, owner=instance_name(settings), lease=timedelta(seconds=settings.job_lease_seconds)
+        )
         self.preferences = PreferenceStore(self.database)
         self.quota = QuotaService(
             self.database,
@@ -102,19 +106,48 @@ class SeedreamBot(commands.Bot):
             quota=self.quota,
         )
         self.job_service = JobService(self.database, self.jobs, self.quota, self.runner)
-        self._interrupted = await self.job_service.settle_interrupted()
+        interrupted = await self.job_service.settle_interrupted(own=True)
         await self.tree.set_translator(CatalogTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if settings.sync_commands:
             await self.tree.sync()
-        if self._interrupted:
-            self._spawn(self._tell_interrupted())
+        if interrupted:
+            self._spawn(self._tell_interrupted(interrupted))
         self.expire_reservations.start()
+        self.renew_leases.change_interval(seconds=settings.job_lease_seconds / 3)
+        self.renew_leases.start()
+        self._install_signal_handlers()
 
-    async def _tell_interrupted(self) -> None:
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM (docker stop; Python as PID 1 ignores it without a handler): shut down gently."""
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        except (NotImplementedError, RuntimeError):  # no signals here (Windows, or not the main thread)
+            log.debug("SIGTERM handler not installed", exc_info=True)
+
+    def _on_sigterm(self) -> None:
+        if self._stopping is not None:  # the second one: stop waiting for running jobs
+            log.info("second SIGTERM: closing now")
+            self._hurry.set()
+            return
+        log.info("SIGTERM: starting no new jobs; waiting up to %.0fs for running ones",
+                 self.settings.shutdown_grace_seconds)
+        self._stopping = asyncio.create_task(self._stop_gently())
+
+    async def _stop_gently(self) -> None:
+        drained = asyncio.ensure_future(self.runner.drain(self.settings.shutdown_grace_seconds))
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        await asyncio.wait({drained, hurry}, return_when=asyncio.FIRST_COMPLETED)
+        if not (drained.done() and drained.result()):
+            log.info("shutting down with jobs still running: they are settled at the next start")
+        drained.cancel()
+        hurry.cancel()
+        await self.close()
+
+    async def _tell_interrupted(self, interrupted: list[JobRecord]) -> None:
         await self.wait_until_ready()
-        for job in self._interrupted:
+        for job in interrupted:
             if job.channel_id is None:
                 continue
             channel = self.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -134,6 +167,18 @@ class SeedreamBot(commands.Bot):
             await self.quota.settle_expired()
         except Exception:  # the next round tries again; the log says why this one failed
             log.exception("settling expired quota reservations failed")
+
+    @tasks.loop(seconds=10)
+    async def renew_leases(self) -> None:
+        """Keep this process's job leases alive; settle the jobs of processes that stopped doing so."""
+        try:
+            await self.jobs.heartbeat()
+            settled = await self.job_service.settle_interrupted(own=False)
+        except Exception:  # the next round tries again; the log says why this one failed
+            log.exception("renewing job leases failed")
+            return
+        if settled:
+            self._spawn(self._tell_interrupted(settled))
 
     async def start_job(
         self, asked: discord.Interaction[Any] | discord.Message, spec: JobSpec
@@ -164,6 +209,7 @@ class SeedreamBot(commands.Bot):
 
     async def close(self) -> None:
         self.expire_reservations.cancel()
+        self.renew_leases.cancel()
         await super().close()
         for task in self._background:
             task.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -67,6 +68,13 @@ class Settings(BaseSettings):
     # How references reach the relay: inline data URIs (works with any relay) or Discord CDN URLs.
     reference_transport: Literal["data_uri", "url"] = "data_uri"
 
+    # Jobs and processes.
+    # The name this process's job leases carry; a restart under the same name takes over its own
+    # earlier jobs at once. Default: the host name (give each process sharing a database its own).
+    instance_name: str | None = Field(default=None, min_length=1, max_length=120)
+    job_lease_seconds: float = Field(default=30.0, ge=3, le=3600)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("image_api_base_url", "discord_api_base_url")
@@ -109,6 +117,11 @@ class Settings(BaseSettings):
         if value.startswith("postgres") and importlib.util.find_spec("asyncpg") is None:
             raise ValueError("needs the PostgreSQL driver: install the bot with its `postgres` extra")
         return value
+
+
+def instance_name(settings: Settings) -> str:
+    """This process's stable name for job leases (see `INSTANCE_NAME`)."""
+    return settings.instance_name or socket.gethostname()[:120] or "local"
 
 
 def load_settings(**overrides: object) -> Settings:

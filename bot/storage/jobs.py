@@ -2,7 +2,12 @@
 
 Because the row holds the request, the requester and the result's message ids, a result's
 buttons keep working after a restart, and jobs a crash left `queued`/`running` can be
-settled on start (see `JobStore.unfinished`).
+settled on start (see `JobStore.abandoned`).
+
+Every unfinished job carries a lease: the instance that owns it (`owner`) and until when.
+The owner renews it (`heartbeat`) while the job waits or runs; a job whose lease has run out
+belongs to a process that died, and any process may settle it. A process that restarts under
+its stable instance name knows its own earlier jobs at once, without waiting for the expiry.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -73,6 +78,9 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -93,14 +101,36 @@ class JobRecord:
             created_at=row["created_at"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            lease_owner=row["lease_owner"],
+            lease_expires_at=row["lease_expires_at"],
+            attempts=row["attempts"],
         )
 
 
 
+DEFAULT_OWNER = "local"
+DEFAULT_LEASE = timedelta(seconds=30)
+
+
 class JobStore:
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+    """Job rows of one instance: jobs it creates are leased to `owner` for `lease` at a time."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        owner: str = DEFAULT_OWNER,
+        lease: timedelta = DEFAULT_LEASE,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._db = db
+        self._owner = owner
+        self._lease = lease
         self._clock = clock
+
+    @property
+    def owner(self) -> str:
+        return self._owner
 
     async def create(
         self,
@@ -139,6 +169,9 @@ class JobStore:
                 "created_at": self._clock(),
                 "started_at": None,
                 "finished_at": None,
+                "lease_owner": self._owner,
+                "lease_expires_at": self._clock() + self._lease,
+                "attempts": 0,
             }
             try:
                 async with self._db.join(conn) as joined:
@@ -174,10 +207,23 @@ class JobStore:
         return JobRecord.from_row(row) if row is not None else None
 
     async def mark_running(self, job_id: str) -> bool:
-        """Move a queued job to running; False (and no change) if it is not queued."""
+        """Move a queued job to running under this instance's lease, counting the attempt;
+        False (and no change) if it is not queued."""
+        now = self._clock()
         return await self._transition(
-            job_id, (JobState.QUEUED.value,), state=JobState.RUNNING.value, started_at=self._clock()
+            job_id, (JobState.QUEUED.value,), state=JobState.RUNNING.value, started_at=now,
+            lease_owner=self._owner, lease_expires_at=now + self._lease, attempts=jobs.c.attempts + 1,
         )
+
+    async def heartbeat(self) -> int:
+        """Renew the lease of every unfinished job this instance owns; returns how many."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                jobs.update()
+                .where(jobs.c.state.in_(UNFINISHED), jobs.c.lease_owner == self._owner)
+                .values(lease_expires_at=self._clock() + self._lease)
+            )
+        return result.rowcount
 
     async def finish(
         self,
@@ -200,6 +246,7 @@ class JobStore:
         return await self._transition(
             job_id, UNFINISHED, conn, state=JobState(state).value, error=error, finished_at=self._clock(),
             dedupe_key=None, result_message_ids=list(message_ids), images=[dict(image) for image in images],
+            lease_owner=None, lease_expires_at=None,
         )
 
     async def _transition(
@@ -217,8 +264,16 @@ class JobStore:
         return False
 
     async def unfinished(self) -> list[JobRecord]:
-        """Jobs left queued or running, oldest first (to settle after a crash)."""
+        """Jobs queued or running in any process, oldest first."""
         return await self._select(jobs.c.state.in_(UNFINISHED))
+
+    async def abandoned(self, *, own: bool) -> list[JobRecord]:
+        """Unfinished jobs no live process owns, oldest first: their lease ran out (or they have
+        none, from before leases); with `own`, also this instance's (its earlier run's, at start)."""
+        orphaned = sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < self._clock())
+        if own:
+            orphaned = sa.or_(orphaned, jobs.c.lease_owner == self._owner)
+        return await self._select(jobs.c.state.in_(UNFINISHED), orphaned)
 
     async def active_for_user(self, requester_id: int, guild_id: int | None) -> list[JobRecord]:
         """The requester's queued or running jobs in this guild (`None`: direct messages)."""

@@ -63,6 +63,10 @@ jobs = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    # Revision 0003: the lease of an unfinished job (see `bot/storage/jobs.py`).
+    sa.Column("lease_owner", sa.String(120), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
 )
 
 # Revision 0002.

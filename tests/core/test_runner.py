@@ -492,3 +492,30 @@ async def test_a_job_that_has_started_is_never_sent_a_queue_position_again(make_
     reports = h.targets["c1"].reports
     first_generating = next(i for i, r in enumerate(reports) if r.state == "generating")
     assert [r for r in reports[first_generating:] if r.state == "queued"] == []
+
+
+# --- shutdown -------------------------------------------------------------------------------
+
+
+async def test_draining_lets_running_jobs_finish_and_starts_no_waiting_one(make_harness) -> None:
+    h = make_harness(concurrency=1, per_user_limit=1)
+    await h.submit(ALICE, "a1")
+    await h.submit(BOB, "b1")
+    await h.generating("a1")
+
+    drained = asyncio.create_task(h.runner.drain(5))
+    await h.finish("a1")
+
+    assert await asyncio.wait_for(drained, 2) is True
+    assert "b1" not in h.generator.started
+    waiting = await h.store.get(h.jobs["b1"].id)
+    assert waiting is not None and waiting.state is JobState.QUEUED  # settled at the next start
+
+
+async def test_draining_gives_up_after_the_grace_period(make_harness) -> None:
+    h = make_harness(concurrency=1, per_user_limit=1)
+    await h.submit(ALICE, "a1")
+    await h.generating("a1")
+
+    assert await h.runner.drain(0) is False
+    assert "a1" in h.generator.active

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.config import instance_name
 from bot.core.i18n import CATALOGS, SIMILAR
 from bot.core.jobs.spec import StoredRequest
 from bot.storage.database import Database
@@ -162,10 +163,10 @@ async def test_the_audit_channel_speaks_the_servers_language_and_the_moderator_t
 
 async def test_the_notice_after_a_restart_speaks_the_language_stored_with_the_job(boot: BotStarter, fake_discord,
                                                                                   database_url):
-    async with boot():
-        pass  # first run creates the schema
+    async with boot() as first:
+        owner = instance_name(first.settings)  # the crashed run: the same instance as the next start
     database = Database(database_url)
-    jobs = JobStore(database)
+    jobs = JobStore(database, owner=owner)
     job = await jobs.create(kind="imagine", requester_id=fake_discord.alice.id, guild_id=fake_discord.guild.id,
                             channel_id=fake_discord.general.id,
                             request=StoredRequest(prompt="丢失", size="2K", count=1, locale="zh-CN"))

@@ -187,3 +187,29 @@ async def test_ten_concurrent_creates_with_one_dedupe_key_make_exactly_one_job(d
     assert len(created) == 1 and len(duplicates) == 9
     assert {duplicate.existing_job_id for duplicate in duplicates} == {created[0].id}
     assert [job.id for job in await store.unfinished()] == [created[0].id]
+
+
+async def test_abandoned_jobs_are_those_whose_lease_ran_out_or_this_instance_owned(database: Database) -> None:
+    clock = Clock()
+    mine = JobStore(database, owner="a", lease=timedelta(seconds=30), clock=clock)
+    theirs = JobStore(database, owner="b", lease=timedelta(seconds=30), clock=clock)
+    own_job = await create(mine)
+    their_job = await create(theirs)
+    await theirs.mark_running(their_job.id)
+
+    assert [job.id for job in await mine.abandoned(own=False)] == []
+    assert [job.id for job in await mine.abandoned(own=True)] == [own_job.id]
+
+    clock.now += timedelta(seconds=20)
+    assert await theirs.heartbeat() == 1  # b is alive: its lease moves on
+    clock.now += timedelta(seconds=20)
+    assert [job.id for job in await mine.abandoned(own=False)] == [own_job.id]  # a renewed nothing
+
+    clock.now += timedelta(seconds=31)
+    assert {job.id for job in await mine.abandoned(own=False)} == {own_job.id, their_job.id}
+    stored = await theirs.get(their_job.id)
+    assert stored is not None and stored.attempts == 1 and stored.lease_owner == "b"
+
+    await theirs.finish(their_job.id, JobState.DELIVERED)
+    finished = await theirs.get(their_job.id)
+    assert finished is not None and finished.lease_owner is None and finished.lease_expires_at is None

@@ -78,10 +78,26 @@ class JobRunner:
         self._running: dict[int, int] = {}
         self._running_total = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def running(self) -> int:
         return self._running_total
+
+    async def drain(self, grace: float) -> bool:
+        """Start no more jobs and wait up to `grace` seconds for the running ones to end.
+
+        True when none is left running. Jobs still waiting stay queued in their rows (and are
+        settled at the next start).
+        """
+        self._draining = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+        except TimeoutError:
+            return False
+        return True
 
     async def submit(self, job: JobRecord, spec: JobSpec, target: DeliveryTarget) -> asyncio.Future[JobOutcome]:
         """Queue a stored job; returns a future that resolves when the job has ended."""
@@ -96,7 +112,7 @@ class JobRunner:
 
     def _schedule(self) -> None:
         index = 0
-        while self._running_total < self._concurrency and index < len(self._waiting):
+        while not self._draining and self._running_total < self._concurrency and index < len(self._waiting):
             entry = self._waiting[index]
             if not self._can_start(entry.spec.requester_id):
                 index += 1
@@ -105,6 +121,7 @@ class JobRunner:
             entry.started = True
             self._running[entry.spec.requester_id] = self._running.get(entry.spec.requester_id, 0) + 1
             self._running_total += 1
+            self._idle.clear()
             task = asyncio.create_task(self._run(entry), name=f"job-{entry.job.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -135,7 +152,9 @@ class JobRunner:
             if not self._running[user]:
                 del self._running[user]
             self._running_total -= 1
-            moved = bool(self._waiting)
+            if not self._running_total:
+                self._idle.set()
+            moved = bool(self._waiting) and not self._draining
             self._schedule()
             if moved:
                 await self._report_positions()
@@ -184,10 +203,12 @@ class JobRunner:
             error = failures[0].error
         message = str(error.user_message) if error else None
         async with self._store.transaction() as conn:  # the job's end, its results and its charge, together
-            await self._store.finish(
+            ours = await self._store.finish(
                 job.id, state, message, message_ids=sender.message_ids, images=sender.images, conn=conn
             )
-            if self._quota is not None:
+            # A job whose lease ran out (this process stalled) may have been settled elsewhere:
+            # then it was refunded there, and charging it here would count it twice.
+            if ours and self._quota is not None:
                 if delivered:
                     await self._quota.commit(job.id, delivered, conn=conn)
                 else:
@@ -213,6 +234,9 @@ class JobRunner:
 
     async def shutdown(self) -> None:
         """Stop running jobs (their rows stay unfinished and are settled at the next start)."""
+        self._draining = True
+        for entry in self._waiting:
+            entry.done.cancel()
         self._waiting.clear()
         for task in list(self._tasks):
             task.cancel()

@@ -59,14 +59,22 @@ class JobService:
             )
         return await self._runner.submit(job, spec, make_target(status))
 
-    async def settle_interrupted(self) -> list[JobRecord]:
-        """Fail (and refund) the jobs a crash left queued or running, before anything new starts."""
-        interrupted = await self._store.unfinished()
-        for job in interrupted:
+    async def settle_interrupted(self, *, own: bool = True) -> list[JobRecord]:
+        """Fail (and refund) the jobs no live process owns; returns those this call settled.
+
+        At start (`own`) that includes this instance's earlier run's jobs, before anything new
+        starts; later rounds (`own=False`) only take jobs whose owner stopped renewing the lease,
+        so a second process never fails the jobs a live one is running.
+        """
+        settled = []
+        for job in await self._store.abandoned(own=own):
             async with self._database.transaction() as conn:
+                # The state change decides: of two processes settling one job, one wins.
+                if not await self._store.finish(job.id, JobState.FAILED, str(INTERRUPTED), conn=conn):
+                    continue
                 await self._quota.release(job.id, "bot restarted before the job finished", conn=conn)
-                await self._store.finish(job.id, JobState.FAILED, str(INTERRUPTED), conn=conn)
+            settled.append(job)
         await self._quota.settle_expired()
-        if interrupted:
-            log.info("settled %d job(s) left unfinished by the last run", len(interrupted))
-        return interrupted
+        if settled:
+            log.info("settled %d job(s) their process left unfinished", len(settled))
+        return settled
