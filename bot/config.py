@@ -53,7 +53,8 @@ class Settings(BaseSettings):
 
     # Discord delivery.
     interaction_token_margin_seconds: float = Field(default=60.0, ge=0, le=600)
-    sync_commands: bool = True
+    # auto: sync only when the command payload changed since the last sync (hash in the database).
+    sync_commands: Literal["auto", "true", "false"] = "auto"
 
     # Reference images (/imagine reference, /blend, "Edit with Seedream", replies).
     # The privileged Message Content intent lets any reply to a bot result count as an edit;
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
     reference_transport: Literal["data_uri", "url"] = "data_uri"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # Serves /metrics (Prometheus) and /healthz on this port; unset: off.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("image_api_base_url", "discord_api_base_url")
     @classmethod
@@ -77,6 +81,21 @@ class Settings(BaseSettings):
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("sync_commands", mode="before")
+    @classmethod
+    def _sync_words(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false",
+                    "off": "false"}.get(value.strip().lower(), value.strip().lower())
+        return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _blank_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("quota_default_limit", mode="before")
     @classmethod

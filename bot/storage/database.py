@@ -84,7 +84,7 @@ class Database:
 
         def upgrade(connection: Connection) -> None:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")
 
         async with self.engine.begin() as connection:
             await connection.run_sync(upgrade)
