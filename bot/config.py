@@ -64,9 +64,6 @@ class Settings(BaseSettings):
     reference_transport: Literal["data_uri", "url"] = "data_uri"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"
-    # Serves /metrics (Prometheus) and /healthz on this port; unset: off.
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("image_api_base_url", "discord_api_base_url")
     @classmethod
@@ -91,11 +88,6 @@ class Settings(BaseSettings):
             return {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false",
                     "off": "false"}.get(value.strip().lower(), value.strip().lower())
         return value
-
-    @field_validator("metrics_port", mode="before")
-    @classmethod
-    def _blank_is_off(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("quota_default_limit", mode="before")
     @classmethod
