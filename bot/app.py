@@ -27,6 +27,8 @@ from bot.discord_ui.message_target import MessageTarget
 from bot.discord_ui.rendering import quota_note
 from bot.discord_ui.translator import CatalogTranslator
 from bot.discord_ui.tree import SeedreamTree
+from bot.ops.command_sync import sync_commands
+from bot.storage.command_sync import CommandSyncStore
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobStore
 from bot.storage.member_preferences import PreferenceStore
@@ -110,8 +112,8 @@ class SeedreamBot(commands.Bot):
         await self.tree.set_translator(CatalogTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        if settings.sync_commands:
-            await self.tree.sync()
+        if settings.sync_commands != "false":
+            await sync_commands(self.tree, CommandSyncStore(self.database), force=settings.sync_commands == "true")
         if interrupted:
             self._spawn(self._tell_interrupted(interrupted))
         self.expire_reservations.start()

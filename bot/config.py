@@ -59,7 +59,8 @@ class Settings(BaseSettings):
 
     # Discord delivery.
     interaction_token_margin_seconds: float = Field(default=60.0, ge=0, le=600)
-    sync_commands: bool = True
+    # auto: sync only when the command payload changed since the last sync (hash in the database).
+    sync_commands: Literal["auto", "true", "false"] = "auto"
 
     # Reference images (/imagine reference, /blend, "Edit with Seedream", replies).
     # The privileged Message Content intent lets any reply to a bot result count as an edit;
@@ -100,6 +101,16 @@ class Settings(BaseSettings):
     def _not_blank(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("sync_commands", mode="before")
+    @classmethod
+    def _sync_words(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false",
+                    "off": "false"}.get(value.strip().lower(), value.strip().lower())
         return value
 
     @field_validator("quota_default_limit", mode="before")

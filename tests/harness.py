@@ -108,7 +108,7 @@ async def start_bot(fake: FakeDiscord, bot_factory: Callable[[Settings], BotT], 
                 return task.done() or all(started.get_guild(g) for g in fake.guilds)
 
             await fake.wait_for(has_guilds, startup_timeout, what="the bot to receive its guilds")
-            if wait_for_commands if wait_for_commands is not None else settings.sync_commands:
+            if wait_for_commands if wait_for_commands is not None else settings.sync_commands != "false":
                 await fake.wait_for(lambda: task.done() or bool(fake.commands), startup_timeout,
                                     what="the bot to sync its commands")
             if task.done():

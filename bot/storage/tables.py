@@ -144,3 +144,12 @@ member_preferences = sa.Table(
     sa.Column("watermark", sa.Boolean, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=True),
 )
+
+# Revision 0005.
+command_sync = sa.Table(
+    "command_sync",
+    metadata,
+    sa.Column("scope", sa.String(32), primary_key=True),
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    sa.Column("synced_at", UTCDateTime, nullable=False),
+)
