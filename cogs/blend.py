@@ -6,18 +6,15 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
+from bot.discord_ui.cog import BotCog
 from bot.discord_ui.slash_jobs import SIZE_HELP, generate, size_autocomplete
 
 if TYPE_CHECKING:
     from bot.app import SeedreamBot
 
 
-class Blend(commands.Cog):
-    def __init__(self, bot: SeedreamBot) -> None:
-        self.bot = bot
-
+class Blend(BotCog):
     # The decorators are the command's public interface (name, options, descriptions); /imagine and
     # /blend spell theirs out side by side on purpose and share everything after them (slash_jobs).
     @app_commands.command(name="blend")

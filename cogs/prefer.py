@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.core.errors import UserFacingError
 from bot.core.i18n import Text, join, tr
 from bot.core.images.sizes import parse_size
 from bot.core.jobs.preferences import MemberPreferences
+from bot.discord_ui.cog import BotCog
 from bot.discord_ui.locales import member_locale
 from bot.discord_ui.replies import NO_PINGS
 from bot.discord_ui.slash_jobs import SIZE_HELP, size_autocomplete
@@ -20,10 +20,7 @@ if TYPE_CHECKING:
     from bot.app import SeedreamBot
 
 
-class Prefer(commands.Cog):
-    def __init__(self, bot: SeedreamBot) -> None:
-        self.bot = bot
-
+class Prefer(BotCog):
     @app_commands.command(name="prefer")
     @app_commands.autocomplete(size=size_autocomplete)
     @app_commands.describe(

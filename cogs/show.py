@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.core.errors import UserFacingError
 from bot.core.i18n import join, tr, trn
 from bot.core.jobs.delivery import ResultBatch
 from bot.core.jobs.naming import JOB_ID, typed_job_id
 from bot.discord_ui.attachments import read_result_images
+from bot.discord_ui.cog import BotCog
 from bot.discord_ui.interaction_target import InteractionTarget
 from bot.discord_ui.locales import member_locale
 from bot.storage.jobs import JobRecord
@@ -25,10 +25,7 @@ if TYPE_CHECKING:
     from bot.app import SeedreamBot
 
 
-class Show(commands.Cog):
-    def __init__(self, bot: SeedreamBot) -> None:
-        self.bot = bot
-
+class Show(BotCog):
     @app_commands.command(name="show")
     @app_commands.guild_only()
     @app_commands.describe(job="The job id from a result's footer, e.g. ab3dk2qz")
