@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.core.jobs.preferences import MemberPreferences
 from bot.storage.database import Database
 from bot.storage.member_preferences import PreferenceStore
@@ -17,3 +19,23 @@ async def test_updates_merge_and_clear_removes_them(database: Database) -> None:
 
     await store.clear(7)
     assert (await store.get(7)).empty
+
+
+async def test_another_process_sees_a_change_at_its_next_reload(database: Database) -> None:
+    here, there = PreferenceStore(database), PreferenceStore(database, ttl=3600)
+    assert (await there.get(7)).empty  # loaded: nothing stored yet
+    await here.update(7, size="4K")
+    assert (await here.get(7)).size == "4K"  # this process's own change applies at once
+    assert (await there.get(7)).empty  # the other holds its snapshot until its reload is due
+    reloading = PreferenceStore(database, ttl=0)  # a reload on every call
+    assert (await reloading.get(7)).size == "4K"
+    await here.clear(7)
+    assert (await reloading.get(7)).empty
+
+
+async def test_a_burst_of_lookups_shares_one_reload(database: Database) -> None:
+    await PreferenceStore(database).update(9, count=4)
+    store = PreferenceStore(database)
+    results = await asyncio.gather(*(store.get(9) for _ in range(50)))
+    assert {result.count for result in results} == {4}
+    assert store._reload is not None and store._reload.done()
