@@ -106,6 +106,7 @@ async def run(requests: int, relay_latency: float, concurrency: int, database_ur
                 "image_api_base_url": relay.base_url, "image_api_key": relay.api_key,
                 "database_url": database_url or f"sqlite:///{Path(scratch) / 'bench.db'}",
                 "relay_concurrency": str(concurrency), "quota_default_limit": "none", "log_level": "WARNING",
+                "sync_commands": "true",  # a new fake Discord each run, whatever the database remembers
             }
             launcher = bot_in_this_process if in_process else bot_process
             async with launcher(fake, settings) as pid:

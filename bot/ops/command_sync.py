@@ -33,8 +33,10 @@ async def payload_hash(tree: app_commands.CommandTree[Any], guild: discord.abc.S
         payload = [await command.get_translated_payload(tree, translator) for command in commands]
     else:
         payload = [command.to_dict(tree) for command in commands]
-    canonical = json.dumps(sorted(payload, key=lambda c: (c.get("type", 1), c["name"])),
-                           sort_keys=True, separators=(",", ":"), default=str)
+    # The application is part of it: the same database under another bot token must sync again.
+    synced = {"application": tree.client.application_id,
+              "commands": sorted(payload, key=lambda c: (c.get("type", 1), c["name"]))}
+    canonical = json.dumps(synced, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -10,7 +10,7 @@ from discord import app_commands
 from bot.app import SeedreamBot
 from tests.e2e.conftest import BotStarter
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import StandardDiscord, start_bot
+from tests.harness import StandardDiscord, running_fake, start_bot
 
 COMMAND_WRITE = re.compile(r"^/applications/\d+(/guilds/\d+)?/commands$")
 
@@ -66,3 +66,17 @@ async def test_false_never_syncs(boot: BotStarter, fake_discord: StandardDiscord
         pass
     assert command_writes(fake_discord) == 0
     assert fake_discord.global_commands == []
+
+
+async def test_another_application_on_the_same_database_is_synced(
+        boot: BotStarter, fake_discord: StandardDiscord, relay: FakeRelay, database_url: str) -> None:
+    async with boot():
+        pass
+    assert command_writes(fake_discord) == 1
+    async with running_fake() as other_application:  # another bot token, the same database
+        assert other_application.app_id != fake_discord.app_id
+        async with start_bot(other_application, SeedreamBot, image_api_base_url=relay.base_url,
+                             image_api_key=relay.api_key, database_url=database_url):
+            pass
+        assert command_writes(other_application) == 1
+        assert "imagine" in {c["name"] for c in other_application.global_commands}
