@@ -74,7 +74,8 @@ class JobService:
                     continue
                 await self._quota.release(job.id, "bot restarted before the job finished", conn=conn)
             settled.append(job)
-        await self._quota.settle_expired()
+        if own:  # at start; later, the bot's expire_reservations loop does this every 5 minutes
+            await self._quota.settle_expired()
         if settled:
             log.info("settled %d job(s) their process left unfinished", len(settled))
         return settled
