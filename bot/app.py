@@ -13,18 +13,17 @@ import discord
 from discord.ext import commands, tasks
 
 from bot.config import Settings, instance_name
-from bot.core.i18n import tr
 from bot.core.jobs.delivery import DeliveryTarget, JobOutcome
 from bot.core.jobs.runner import JobRunner
-from bot.core.jobs.service import INTERRUPTED, JobService
+from bot.core.jobs.service import JobService
 from bot.core.jobs.spec import JobSpec
 from bot.core.jobs.variations import RelayGate
 from bot.core.quota import Period, QuotaService, QuotaStatus
 from bot.core.relay.client import SeedreamClient
+from bot.discord_ui.deliveries import InteractionDelivery, MessageDelivery
 from bot.discord_ui.endpoints import apply_discord_endpoints
-from bot.discord_ui.interaction_target import InteractionTarget
-from bot.discord_ui.message_target import MessageTarget
 from bot.discord_ui.rendering import quota_note
+from bot.discord_ui.restore import DiscordRestorer, delivery_target
 from bot.discord_ui.translator import CatalogTranslator
 from bot.discord_ui.tree import SeedreamTree
 from bot.ops.command_sync import sync_commands
@@ -106,20 +105,28 @@ class SeedreamBot(commands.Bot):
             concurrency=settings.relay_concurrency,
             per_user_limit=settings.max_jobs_per_user,
             quota=self.quota,
+            restorer=DiscordRestorer(self, self.http_session, settings, self.jobs),
+            max_attempts=settings.job_max_attempts,
         )
-        self.job_service = JobService(self.database, self.jobs, self.quota, self.runner)
-        interrupted = await self.job_service.settle_interrupted(own=True)
+        self.job_service = JobService(self.database, self.jobs, self.quota, self.runner,
+                                      relay_concurrency=settings.relay_concurrency)
+        # This instance's earlier run's jobs go back in the queue before anything is claimed.
+        await self.job_service.resume_abandoned(own=True)
         await self.tree.set_translator(CatalogTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if settings.sync_commands != "false":
             await sync_commands(self.tree, CommandSyncStore(self.database), force=settings.sync_commands == "true")
-        if interrupted:
-            self._spawn(self._tell_interrupted(interrupted))
         self.expire_reservations.start()
         self.renew_leases.change_interval(seconds=settings.job_lease_seconds / 3)
         self.renew_leases.start()
         self._install_signal_handlers()
+        self._spawn(self._run_queue())
+
+    async def _run_queue(self) -> None:
+        """Claim jobs once the gateway is up (resumed jobs may need the bot's own user)."""
+        await self.wait_until_ready()
+        self.runner.start()
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM (docker stop; Python as PID 1 ignores it without a handler): shut down gently."""
@@ -147,21 +154,6 @@ class SeedreamBot(commands.Bot):
         hurry.cancel()
         await self.close()
 
-    async def _tell_interrupted(self, interrupted: list[JobRecord]) -> None:
-        await self.wait_until_ready()
-        for job in interrupted:
-            if job.channel_id is None:
-                continue
-            channel = self.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-            try:
-                text = tr("your job `{job}` was interrupted. {reason}", job=job.id, reason=INTERRUPTED)
-                await channel.send(
-                    f"<@{job.requester_id}> {text.render(job.request.locale)}",
-                    allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.requester_id)]),
-                )
-            except discord.HTTPException:
-                log.warning("could not tell the requester of job %s", job.id, exc_info=True)
-
     @tasks.loop(minutes=5)
     async def expire_reservations(self) -> None:
         """Reservations of jobs that died with a process stop counting once expired; record that."""
@@ -172,15 +164,12 @@ class SeedreamBot(commands.Bot):
 
     @tasks.loop(seconds=10)
     async def renew_leases(self) -> None:
-        """Keep this process's job leases alive; settle the jobs of processes that stopped doing so."""
+        """Keep this process's job leases alive; queue again the jobs of processes that stopped doing so."""
         try:
             await self.jobs.heartbeat()
-            settled = await self.job_service.settle_interrupted(own=False)
+            await self.job_service.resume_abandoned(own=False)
         except Exception:  # the next round tries again; the log says why this one failed
             log.exception("renewing job leases failed")
-            return
-        if settled:
-            self._spawn(self._tell_interrupted(settled))
 
     async def start_job(
         self, asked: discord.Interaction[Any] | discord.Message, spec: JobSpec
@@ -190,16 +179,14 @@ class SeedreamBot(commands.Bot):
         Raises a `QuotaError` (with a message for the member) when the images cannot be reserved;
         then nothing is stored or queued.
         """
-        settings = self.settings
+        delivery = (MessageDelivery.from_message(asked) if isinstance(asked, discord.Message)
+                    else InteractionDelivery.from_interaction(asked))
 
-        def target(status: QuotaStatus) -> DeliveryTarget:
-            note = quota_note(status)
-            if isinstance(asked, discord.Message):
-                return MessageTarget(asked, model=settings.image_model, quota_note=note)
-            return InteractionTarget(asked, model=settings.image_model,
-                                     token_margin=settings.interaction_token_margin_seconds, quota_note=note)
+        def target(job: JobRecord, status: QuotaStatus) -> DeliveryTarget:
+            return delivery_target(self, self.settings, delivery, store=self.jobs, job_id=job.id,
+                                   quota_note=quota_note(status))
 
-        return await self.job_service.submit(spec, target)
+        return await self.job_service.submit(spec, delivery.to_json(), target)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: messages only matter to the reply flow's listener (cogs/edit.py)."""

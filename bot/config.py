@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     instance_name: str | None = Field(default=None, min_length=1, max_length=120)
     job_lease_seconds: float = Field(default=30.0, ge=3, le=3600)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
+    # Relay calls a job may make in all: one interrupted mid-generation is generated again once.
+    job_max_attempts: int = Field(default=2, ge=1, le=10)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

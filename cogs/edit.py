@@ -159,7 +159,10 @@ class Edit(commands.Cog):
             await message.channel.typing()  # while the images download
         request, references = await attach_references(request, sources,
                                                        transport=self.bot.settings.reference_transport)
-        spec = job_spec(message, kind="edit", request=request, references=references, source_message_id=replied.id)
+        # A reply to a result (or to a /show re-post) names the job it came from, like a button's edit.
+        parent = await self.bot.jobs.job_for_message(replied.id) if from_bot else None
+        spec = job_spec(message, kind="edit", request=request, references=references, source_message_id=replied.id,
+                        parent_job_id=parent.id if parent else None)
         await self.bot.start_job(message, spec)
 
     async def _fetch(self, message: discord.Message, message_id: int, *, quiet: bool) -> discord.Message | None:

@@ -30,11 +30,9 @@ from bot.core.jobs.requests import build_request
 from bot.core.jobs.spec import StoredReference
 from bot.core.relay.models import GenerationRequest
 from bot.discord_ui.attachments import (
-    REFERENCES_GONE,
     ReferenceSource,
     is_image,
     prepare_references,
-    refetch_references,
 )
 from bot.discord_ui.claims import Claims
 from bot.discord_ui.confirm import confirm_and_defer
@@ -42,6 +40,7 @@ from bot.discord_ui.edit_modal import EditPromptModal
 from bot.discord_ui.locales import member_locale
 from bot.discord_ui.replies import explain, reply_privately
 from bot.discord_ui.requester import job_spec
+from bot.discord_ui.restore import restored_request
 from bot.discord_ui.result_view import CONTROLS, RESULTS_COG, picked_image_view
 from bot.storage.jobs import DuplicateJob, JobRecord
 
@@ -287,22 +286,7 @@ class Results(commands.Cog, name=RESULTS_COG):
 
     async def _repeat(self, job: JobRecord, requester_id: int) -> tuple[GenerationRequest, tuple[StoredReference, ...]]:
         """The job's stored request again (references fetched afresh), for a new requester."""
-        stored = job.request
-        if not stored.references_complete:
-            raise UserFacingError(REFERENCES_GONE)
-        prepared = await refetch_references(self.bot, self.bot.http_session, stored.references,
-                                            transport=self.bot.settings.reference_transport)
-        request = build_request(
-            self.bot.settings,
-            prompt=stored.prompt,
-            requester_id=requester_id,
-            size=stored.size,
-            count=stored.count,
-            watermark=stored.watermark,
-            references=prepared.references,
-            variations=stored.mode == "variations",
-        )
-        return request, prepared.stored
+        return await restored_request(self.bot, self.bot.http_session, self.bot.settings, job.request, requester_id)
 
 
 async def setup(bot: SeedreamBot) -> None:

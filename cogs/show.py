@@ -17,6 +17,7 @@ from bot.core.jobs.delivery import ResultBatch
 from bot.core.jobs.naming import JOB_ID, typed_job_id
 from bot.discord_ui.attachments import read_result_images
 from bot.discord_ui.cog import BotCog
+from bot.discord_ui.deliveries import InteractionDelivery
 from bot.discord_ui.interaction_target import InteractionTarget
 from bot.discord_ui.locales import member_locale
 from bot.storage.jobs import JobRecord
@@ -39,7 +40,7 @@ class Show(BotCog):
                 tr("I don't know a job `{job}` in this server. The id is in the footer of every result, "
                    "e.g. “Job ab3dk2qz”.", job=shown)
             )
-        if not record.result_message_ids:
+        if not record.images:
             if not record.state.finished:
                 raise UserFacingError(tr("Job `{job}` is still running; its images will appear where it "
                                          "was asked for.", job=record.id))
@@ -49,21 +50,26 @@ class Show(BotCog):
         # Edit the placeholder first: the first followup would otherwise replace it.
         fetching = tr("Fetching the images of job `{job}`…", job=record.id)
         await interaction.edit_original_response(content=fetching.render(member_locale(interaction)))
-        stored = await read_result_images(self.bot, record)
+        stored = await read_result_images(self.bot, record, await self.bot.jobs.messages_of(record.id))
         if not stored.batches:
             raise UserFacingError(
                 tr("The images of job `{job}` are gone: the messages they were posted in were deleted.", job=record.id)
             )
         settings = self.bot.settings
-        target = InteractionTarget(interaction, model=settings.image_model,
-                                   token_margin=settings.interaction_token_margin_seconds)
+        target = InteractionTarget(self.bot, InteractionDelivery.from_interaction(interaction),
+                                   model=settings.image_model, token_margin=settings.interaction_token_margin_seconds)
         elapsed = (record.finished_at - record.started_at).total_seconds() \
             if record.finished_at and record.started_at else 0.0
         total = record.request.count
         posted = 0
         for files in stored.batches:
-            await target.send_images(ResultBatch(record, files, total, elapsed))
+            message_ids = await target.send_images(ResultBatch(record, files, total, elapsed))
             posted += len(files)
+            # Recorded like the originals: a later /show finds the images here if those are deleted.
+            async with self.bot.jobs.transaction() as conn:
+                for message_id in message_ids:
+                    await self.bot.jobs.record_posted(record.id, message_id, [{"index": f.index} for f in files],
+                                                      channel_id=interaction.channel_id, kind="show", conn=conn)
         summary: list[str] = [trn("Job `{job}`: {count} image posted again.",
                                   "Job `{job}`: {count} images posted again.", posted, job=record.id)]
         if stored.missing:

@@ -45,7 +45,7 @@ from bot.core.jobs.preferences import NO_PREFERENCES, MemberPreferences
 from bot.core.jobs.requests import build_request
 from bot.core.jobs.spec import StoredReference
 from bot.core.relay.models import GenerationRequest
-from bot.storage.jobs import JobRecord
+from bot.storage.jobs import JobRecord, PostedMessage
 
 Transport = Literal["data_uri", "url"]
 T = TypeVar("T")
@@ -265,25 +265,34 @@ class ResultImages:
     missing: int
 
 
-async def read_result_images(client: discord.Client, job: JobRecord) -> ResultImages:
-    """The job's images, read back from the messages they were posted in."""
-    channel = client.get_partial_messageable(job.channel_id or 0, guild_id=job.guild_id)
+async def read_result_images(
+    client: discord.Client, job: JobRecord, messages: Sequence[PostedMessage]
+) -> ResultImages:
+    """The job's images, read back from the messages that carry them (results, then re-posts);
+    each image once, from the first message that still has it."""
     batches: list[list[OutgoingFile]] = []
-    for message_id in job.result_message_ids:
+    seen: set[int] = set()
+    for posted in messages:
+        channel = client.get_partial_messageable(posted.channel_id or job.channel_id or 0, guild_id=job.guild_id)
+        if set(posted.images) <= seen:
+            continue
         try:
-            message = await channel.fetch_message(message_id)
+            message = await channel.fetch_message(posted.message_id)
         except (discord.NotFound, discord.Forbidden):
             continue
         files = []
         for position, attachment in enumerate(a for a in message.attachments if is_image(a)):
             index = image_index(attachment.filename, job.id)
+            index = index if index is not None else position
+            if index in seen:
+                continue
             try:
                 content = await attachment.read()
             except discord.HTTPException:
                 continue
             content_type = sniff_content_type(content) or attachment.content_type or "image/jpeg"
-            files.append(OutgoingFile(attachment.filename, content, content_type,
-                                      index if index is not None else position))
+            files.append(OutgoingFile(attachment.filename, content, content_type, index))
+            seen.add(index)
         if files:
             batches.append(files)
     delivered = len(job.images) or job.request.count

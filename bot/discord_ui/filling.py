@@ -51,14 +51,14 @@ class FillingMessage:
         self._message, self._files, self._sizes, self._bytes = message, [], {}, 0
         self._hold(batch)
 
-    async def add(self, batch: ResultBatch) -> bool:
-        """Add `batch` to the current message; False when there is none, it is full, or the edit failed
-        (the caller then posts a new message)."""
+    async def add(self, batch: ResultBatch) -> int | None:
+        """Add `batch` to the current message and return its id; None when there is none, it is
+        full, or the edit failed (the caller then posts a new message)."""
         message = self._message
         if message is None or len(self._files) + len(batch.files) > MAX_FILES_PER_MESSAGE:
-            return False
+            return None
         if self._bytes + _cost(batch.files) > MESSAGE_BUDGET:
-            return False
+            return None
         whole = ResultBatch(batch.job, [*self._files, *batch.files], batch.total_expected, batch.elapsed,
                             {**self._sizes, **batch.sizes})
         try:
@@ -71,10 +71,10 @@ class FillingMessage:
         except discord.HTTPException as error:  # e.g. deleted meanwhile: start a new message
             log.info("job %s: could not add images to message %s (%s)", batch.job.id, message.id, error)
             self._message = None
-            return False
+            return None
         self._message = edited if edited is not None else message
         self._hold(batch)
-        return True
+        return int(message.id)
 
     def _hold(self, batch: ResultBatch) -> None:
         self._files.extend(dataclasses.replace(file, content=b"") for file in batch.files)

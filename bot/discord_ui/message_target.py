@@ -8,7 +8,9 @@ the member's message that ping only that member; the final summary replaces the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import discord
@@ -16,6 +18,7 @@ import discord
 from bot.core.i18n import render
 from bot.core.jobs.delivery import JobOutcome, ResultBatch
 from bot.core.jobs.progress import Progress, ProgressThrottle
+from bot.discord_ui.deliveries import MessageDelivery, Remember, find_posted, result_nonce
 from bot.discord_ui.filling import FillingMessage
 from bot.discord_ui.locales import server_locale
 from bot.discord_ui.rendering import outcome_text, progress_text, result_embed, result_files
@@ -24,9 +27,6 @@ from bot.discord_ui.result_view import result_view
 from bot.storage.jobs import JobRecord
 
 log = logging.getLogger(__name__)
-
-DEFAULT_FILE_LIMIT = 10 * 1024 * 1024
-
 
 def only_author(message: discord.Message) -> discord.AllowedMentions:
     """Ping the member being answered and nobody else (prompts and filenames may hold mentions)."""
@@ -47,22 +47,30 @@ async def reply_to(message: discord.Message, text: str, **kwargs: Any) -> discor
 
 
 class MessageTarget:
-    """A `bot.core.jobs.runner.DeliveryTarget` for a job requested by `request` (a member's message)."""
+    """A `DeliveryTarget` for a job requested by a member's message, rebuilt from its stored
+    `MessageDelivery` (so any process can deliver it, and a resumed job edits the same status)."""
 
-    def __init__(self, request: discord.Message, *, model: str, quota_note: str | None = None,
+    def __init__(self, client: discord.Client, delivery: MessageDelivery, *, model: str,
+                 quota_note: str | None = None, remember: Remember | None = None,
                  progress_interval: float = 1.5) -> None:
-        self._request = request
+        self._client = client
+        self._delivery = delivery
+        self._remember = remember
         self._model = model
         self._quota_note = quota_note
         self._throttle = ProgressThrottle(progress_interval)
-        self._status: discord.Message | None = None
+        self._channel = client.get_partial_messageable(delivery.channel_id, guild_id=delivery.guild_id)
+        self._request = self._channel.get_partial_message(delivery.message_id)
+        self._status: discord.Message | discord.PartialMessage | None = (
+            self._channel.get_partial_message(delivery.status_id) if delivery.status_id else None)
         self._shown: str | None = None
         self._lock = asyncio.Lock()
         self._filling = FillingMessage(model=model, quota_note=quota_note)
+        self._allowed = discord.AllowedMentions(everyone=False, roles=False,
+                                                users=[discord.Object(delivery.user_id)], replied_user=True)
 
     def file_limit(self) -> int:
-        guild = self._request.guild
-        return guild.filesize_limit if guild is not None else DEFAULT_FILE_LIMIT
+        return self._delivery.file_limit
 
     async def progress(self, job: JobRecord, progress: Progress) -> None:
         if not self._throttle.allow(progress):
@@ -70,19 +78,24 @@ class MessageTarget:
         await self._show(progress_text(progress, job.request.locale))
 
     async def send_images(self, batch: ResultBatch) -> list[int]:
-        """Add the images to the set's current message when they fit there (no new id), else post one."""
-        if await self._filling.add(batch):
-            return []
+        """Add the images to the set's current message when they fit there, else post one."""
+        if (filled := await self._filling.add(batch)) is not None:
+            return [filled]
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
-        message = await self._request.channel.send(
+        indices = [file.index for file in batch.files]
+        message = await self._channel.send(
             embed=embed,
             files=result_files(batch),
-            view=result_view(batch.job.id, [file.index for file in batch.files], batch.job.request.locale),
+            view=result_view(batch.job.id, indices, batch.job.request.locale),
             reference=self._request.to_reference(fail_if_not_exists=False),
-            allowed_mentions=only_author(self._request),
+            allowed_mentions=self._allowed,
+            nonce=result_nonce(batch.job.id, indices),
         )
         self._filling.begin(message, batch)
         return [message.id]
+
+    async def find_posted(self, job: JobRecord) -> Mapping[int, Sequence[int]]:
+        return await find_posted(self._client, job, self._delivery.channel_id)
 
     async def finished(self, outcome: JobOutcome) -> None:
         await self._show(outcome_text(outcome), final=True)
@@ -101,8 +114,11 @@ class MessageTarget:
                     self._status = None
                     if not final:
                         return
-            self._status = await self._request.channel.send(
+            self._status = await self._channel.send(
                 text,
                 reference=self._request.to_reference(fail_if_not_exists=False),
                 allowed_mentions=NO_PINGS,
             )
+            self._delivery = dataclasses.replace(self._delivery, status_id=self._status.id)
+            if self._remember is not None:
+                await self._remember(self._delivery.to_json())

@@ -18,6 +18,11 @@ EMBED_COLOUR = discord.Colour(0x5865F2)
 def progress_text(progress: Progress, locale: str | None) -> str:
     if progress.state == "queued":
         return tr("⏳ Queued — position {position} in line.", position=progress.position).render(locale)
+    if progress.resumed:
+        if progress.total > 1:
+            return tr("🔁 Resumed after a restart — {done} of {total} images ready.", done=progress.done,
+                      total=progress.total).render(locale)
+        return tr("🔁 Resumed after a restart — generating your image…").render(locale)
     if progress.total > 1:
         return tr("🎨 Generating… {done} of {total} images ready.", done=progress.done,
                   total=progress.total).render(locale)

@@ -63,8 +63,10 @@ async def run_slash_job(
     """Download and check the references, then store, reserve and queue the job."""
     bot = interaction.client
     request, references = await attach_references(request, sources, transport=bot.settings.reference_transport)
+    # An edit of a result (or of a /show re-post) names the job it came from, like a button's edit.
+    parent = await bot.jobs.job_for_message(source_message_id) if source_message_id is not None else None
     spec = job_spec(interaction, kind=kind, request=request, references=references,
-                    source_message_id=source_message_id)
+                    source_message_id=source_message_id, parent_job_id=parent.id if parent else None)
     await bot.start_job(interaction, spec)
 
 

@@ -1,20 +1,21 @@
-"""Job rows: a generation request and everything needed to act on its result later.
+"""Job rows: the durable queue, and everything needed to finish a job in any process.
 
-Because the row holds the request, the requester and the result's message ids, a result's
-buttons keep working after a restart, and jobs a crash left `queued`/`running` can be
-settled on start (see `JobStore.abandoned`).
+A job is `queued -> running -> delivered | failed`. The row holds the request, where to deliver
+(`delivery`), the images the relay produced so far (`job_results`, until the job ends) and every
+message posted with its images (`job_messages`), so a job survives a crash, a deploy or a lost
+lease, and a result's buttons and `/show` keep working after any restart.
 
-Every unfinished job carries a lease: the instance that owns it (`owner`) and until when.
-The owner renews it (`heartbeat`) while the job waits or runs; a job whose lease has run out
-belongs to a process that died, and any process may settle it. A process that restarts under
-its stable instance name knows its own earlier jobs at once, without waiting for the expiry.
+A running job carries a lease: the instance that owns it (`lease_owner`) and until when. The
+owner renews it (`heartbeat`); a job whose lease ran out belongs to a process that died and is
+queued again for any process to resume (`requeue_abandoned`). A process that restarts under its
+stable instance name takes back its own earlier jobs at once, without waiting for the expiry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -26,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.core.clock import utcnow
 from bot.core.jobs.naming import new_job_id
 from bot.core.jobs.spec import StoredRequest
+from bot.core.relay.models import GeneratedImage
 from bot.storage.database import Database
-from bot.storage.tables import jobs
+from bot.storage.tables import job_messages, job_results, jobs
 
 ID_ATTEMPTS = 5
 
@@ -80,7 +82,11 @@ class JobRecord:
     finished_at: datetime | None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
-    attempts: int = 0
+    attempts: int = 0  # relay calls made for the job (a resumed job may make one more)
+    # Where to deliver, written and read by the Discord side only. It may hold an interaction
+    # token (a credential): never in a repr, a log or a message.
+    delivery: Mapping[str, Any] | None = field(default=None, repr=False)
+    relay_slots: int = 1
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -104,16 +110,35 @@ class JobRecord:
             lease_owner=row["lease_owner"],
             lease_expires_at=row["lease_expires_at"],
             attempts=row["attempts"],
+            delivery=row.get("delivery"),
+            relay_slots=row.get("relay_slots") or 1,
         )
 
 
 
 DEFAULT_OWNER = "local"
+CLAIM_LOCK = 0x5EED_0001  # the advisory lock that serialises claims on PostgreSQL
+CLAIM_WINDOW = 200  # queued jobs a claim looks at: members at their limit are skipped
 DEFAULT_LEASE = timedelta(seconds=30)
 
 
+@dataclass(frozen=True)
+class PostedMessage:
+    """A message carrying images of a job: a result (`kind` "result") or a `/show` re-post."""
+
+    message_id: int
+    channel_id: int | None
+    kind: str
+    images: list[int]
+
+
 class JobStore:
-    """Job rows of one instance: jobs it creates are leased to `owner` for `lease` at a time."""
+    """Job rows, as seen by one instance: the jobs it claims are leased to `owner` for `lease` at a time.
+
+    A queued job has no owner: any instance sharing the database may claim it (`claim`). A
+    running job is leased; its owner renews the lease (`heartbeat`), and a job whose lease ran
+    out, or which its owner handed back, is queued again (`requeue_abandoned`, `hand_back`).
+    """
 
     def __init__(
         self,
@@ -143,6 +168,8 @@ class JobStore:
         parent_job_id: str | None = None,
         source_message_id: int | None = None,
         dedupe_key: str | None = None,
+        delivery: Mapping[str, Any] | None = None,
+        relay_slots: int = 1,
         conn: AsyncConnection | None = None,
     ) -> JobRecord:
         """Store a new queued job (inside `conn`'s transaction when given).
@@ -169,9 +196,11 @@ class JobStore:
                 "created_at": self._clock(),
                 "started_at": None,
                 "finished_at": None,
-                "lease_owner": self._owner,
-                "lease_expires_at": self._clock() + self._lease,
+                "lease_owner": None,
+                "lease_expires_at": None,
                 "attempts": 0,
+                "delivery": dict(delivery) if delivery is not None else None,
+                "relay_slots": max(1, relay_slots),
             }
             try:
                 async with self._db.join(conn) as joined:
@@ -206,24 +235,201 @@ class JobStore:
             row = (await conn.execute(sa.select(jobs).where(jobs.c.id == job_id))).mappings().first()
         return JobRecord.from_row(row) if row is not None else None
 
-    async def mark_running(self, job_id: str) -> bool:
-        """Move a queued job to running under this instance's lease, counting the attempt;
-        False (and no change) if it is not queued."""
-        now = self._clock()
-        return await self._transition(
-            job_id, (JobState.QUEUED.value,), state=JobState.RUNNING.value, started_at=now,
-            lease_owner=self._owner, lease_expires_at=now + self._lease, attempts=jobs.c.attempts + 1,
-        )
+    # --- the queue ------------------------------------------------------------------------------
+
+    async def claim(self, *, capacity: int, relay_slots: int, per_user: int) -> list[JobRecord]:
+        """Start the oldest queued jobs that may run now, leased to this instance; returns them.
+
+        At most `capacity` jobs (this process's free room). Across every instance sharing the
+        database, running jobs hold at most `relay_slots` relay slots, and a member has at most
+        `per_user` running; a member at their limit is skipped, not waited for (FIFO otherwise).
+        Claims are serialised (PostgreSQL: a transaction-level advisory lock, and the candidate
+        rows are taken `FOR UPDATE SKIP LOCKED`; SQLite: its write lock), so the counts they read
+        cannot change under them.
+        """
+        if capacity <= 0:
+            return []
+        async with self._db.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
+            now = self._clock()
+            live = sa.and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at > now)
+            used = (await conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(jobs.c.relay_slots), 0)).where(live)
+            )).scalar_one()
+            free = relay_slots - int(used)
+            if free <= 0:
+                return []
+            running: dict[int, int] = dict((await conn.execute(
+                sa.select(jobs.c.requester_id, sa.func.count()).where(live).group_by(jobs.c.requester_id)
+            )).all())
+            candidates = (await conn.execute(
+                sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots)
+                .where(jobs.c.state == JobState.QUEUED.value)
+                .order_by(jobs.c.created_at, jobs.c.id)
+                .limit(CLAIM_WINDOW)
+                .with_for_update(skip_locked=True)
+            )).all()
+            picked: list[str] = []
+            for job_id, requester_id, slots in candidates:
+                if len(picked) == capacity:
+                    break
+                if running.get(requester_id, 0) >= per_user:
+                    continue
+                slots = min(slots, relay_slots)
+                if slots > free:
+                    break  # the oldest job that may run waits for room; younger ones do not jump it
+                picked.append(job_id)
+                free -= slots
+                running[requester_id] = running.get(requester_id, 0) + 1
+            if not picked:
+                return []
+            await conn.execute(
+                jobs.update().where(jobs.c.id.in_(picked)).values(
+                    state=JobState.RUNNING.value, lease_owner=self._owner, lease_expires_at=now + self._lease,
+                    started_at=sa.func.coalesce(jobs.c.started_at, now),
+                )
+            )
+            rows = (await conn.execute(sa.select(jobs).where(jobs.c.id.in_(picked)))).mappings().all()
+        by_id = {row["id"]: JobRecord.from_row(row) for row in rows}
+        return [by_id[job_id] for job_id in picked]
+
+    async def count_attempt(self, job_id: str) -> int:
+        """Count one more relay call for the job; returns how many it has made with this one."""
+        async with self._db.transaction() as conn:
+            await conn.execute(jobs.update().where(jobs.c.id == job_id).values(attempts=jobs.c.attempts + 1))
+            return int((await conn.execute(sa.select(jobs.c.attempts).where(jobs.c.id == job_id))).scalar_one())
+
+    async def queue_positions(self) -> dict[str, int]:
+        """Every queued job's 1-based place in the queue (all instances)."""
+        query = (sa.select(jobs.c.id).where(jobs.c.state == JobState.QUEUED.value)
+                 .order_by(jobs.c.created_at, jobs.c.id))
+        async with self._db.engine.connect() as conn:
+            ids = (await conn.execute(query)).scalars().all()
+        return {job_id: position for position, job_id in enumerate(ids, start=1)}
 
     async def heartbeat(self) -> int:
-        """Renew the lease of every unfinished job this instance owns; returns how many."""
+        """Renew the lease of every running job this instance owns; returns how many."""
         async with self._db.transaction() as conn:
             result = await conn.execute(
                 jobs.update()
-                .where(jobs.c.state.in_(UNFINISHED), jobs.c.lease_owner == self._owner)
+                .where(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_owner == self._owner)
                 .values(lease_expires_at=self._clock() + self._lease)
             )
         return result.rowcount
+
+    async def hand_back(self, job_ids: Sequence[str] | None = None) -> int:
+        """Queue this instance's running jobs (or those of `job_ids`) again at once, for any
+        instance to resume: what a shutdown does with the jobs it could not finish."""
+        conditions = [jobs.c.state == JobState.RUNNING.value, jobs.c.lease_owner == self._owner]
+        if job_ids is not None:
+            conditions.append(jobs.c.id.in_(list(job_ids)))
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                jobs.update().where(*conditions)
+                .values(state=JobState.QUEUED.value, lease_owner=None, lease_expires_at=None)
+            )
+        return result.rowcount
+
+    async def requeue_abandoned(self, *, own: bool) -> list[JobRecord]:
+        """Queue again the running jobs no live process holds: their lease ran out (or they have
+        none); with `own`, also this instance's (its earlier run's, at start). Returns them."""
+        orphaned = sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < self._clock())
+        if own:
+            orphaned = sa.or_(orphaned, jobs.c.lease_owner == self._owner)
+        condition = sa.and_(jobs.c.state == JobState.RUNNING.value, orphaned)
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(sa.select(jobs).where(condition))).mappings().all()
+            if rows:
+                await conn.execute(
+                    jobs.update().where(jobs.c.id.in_([row["id"] for row in rows]), condition)
+                    .values(state=JobState.QUEUED.value, lease_owner=None, lease_expires_at=None)
+                )
+        return [JobRecord.from_row(row) for row in rows]
+
+    # --- what a job produced and posted --------------------------------------------------------
+
+    async def save_result(self, job_id: str, image: GeneratedImage) -> None:
+        """Keep an image the relay produced until the job ends (a resumed job posts it from here)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(job_results.delete().where(
+                job_results.c.job_id == job_id, job_results.c.image_index == image.index))
+            await conn.execute(job_results.insert().values(
+                job_id=job_id, image_index=image.index, content=image.content, content_type=image.content_type,
+                size=image.size, created_at=self._clock(),
+            ))
+
+    async def results(self, job_id: str) -> list[GeneratedImage]:
+        """The images kept for an unfinished job, by index."""
+        query = sa.select(job_results).where(job_results.c.job_id == job_id).order_by(job_results.c.image_index)
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [GeneratedImage(index=row["image_index"], content=row["content"], size=row["size"],
+                               content_type=row["content_type"]) for row in rows]
+
+    async def record_posted(
+        self,
+        job_id: str,
+        message_id: int,
+        images: Sequence[Mapping[str, Any]],
+        *,
+        channel_id: int | None,
+        kind: str = "result",
+        conn: AsyncConnection,
+    ) -> None:
+        """Record that `message_id` carries `images` of the job (more of them, if it was edited).
+
+        A result message also joins the job's own list of results (what buttons and `/show`
+        read); a `/show` re-post only maps back to the job. Call it in the transaction that
+        charges the images.
+        """
+        now = self._clock()
+        existing = (await conn.execute(
+            sa.select(job_messages.c.images).where(job_messages.c.message_id == message_id)
+        )).scalar_one_or_none()
+        indices = sorted({int(image["index"]) for image in images} | set(existing or []))
+        if existing is None:
+            await conn.execute(job_messages.insert().values(
+                message_id=message_id, job_id=job_id, channel_id=channel_id, kind=kind, images=indices, created_at=now))
+        else:
+            await conn.execute(job_messages.update().where(job_messages.c.message_id == message_id)
+                               .values(images=indices))
+        if kind != "result":
+            return
+        query = sa.select(jobs.c.result_message_ids, jobs.c.images).where(jobs.c.id == job_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).one()
+        message_ids = list(row.result_message_ids)
+        if message_id not in message_ids:
+            message_ids.append(message_id)
+        known = {int(image["index"]) for image in row.images}
+        described = [*row.images, *(dict(image) for image in images if int(image["index"]) not in known)]
+        await conn.execute(jobs.update().where(jobs.c.id == job_id)
+                           .values(result_message_ids=message_ids, images=described))
+
+    async def job_for_message(self, message_id: int) -> JobRecord | None:
+        """The job whose images `message_id` carries (a result or a `/show` re-post), if any."""
+        query = sa.select(jobs).join(job_messages, job_messages.c.job_id == jobs.c.id).where(
+            job_messages.c.message_id == message_id)
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return JobRecord.from_row(row) if row is not None else None
+
+    async def messages_of(self, job_id: str) -> list[PostedMessage]:
+        """Every message recorded with the job's images, results first, then re-posts, oldest first."""
+        # "result" sorts before "show".
+        query = (sa.select(job_messages).where(job_messages.c.job_id == job_id)
+                 .order_by(job_messages.c.kind, job_messages.c.created_at, job_messages.c.message_id))
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [PostedMessage(row["message_id"], row["channel_id"], row["kind"], list(row["images"])) for row in rows]
+
+    async def update_delivery(self, job_id: str, delivery: Mapping[str, Any]) -> None:
+        """Replace an unfinished job's delivery record (e.g. once its status message exists)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(UNFINISHED))
+                               .values(delivery=dict(delivery)))
 
     async def finish(
         self,
@@ -231,23 +437,24 @@ class JobStore:
         state: JobState,
         error: str | None = None,
         *,
-        message_ids: Sequence[int] = (),
-        images: Sequence[Mapping[str, Any]] = (),
         conn: AsyncConnection | None = None,
     ) -> bool:
-        """Record the final state and the messages and images it posted; False (and no change)
-        if the job had finished already.
+        """Record the final state; False (and no change) if the job had finished already.
 
         The job's `dedupe_key` is released: a key only guards against a second job while the
         first is active (a double click), so the same button works again once it has finished.
+        Its kept results and its delivery record (which may hold a token) are dropped.
         """
         if not JobState(state).finished:
             raise ValueError(f"finish() takes a final state, not {state!r}")
-        return await self._transition(
-            job_id, UNFINISHED, conn, state=JobState(state).value, error=error, finished_at=self._clock(),
-            dedupe_key=None, result_message_ids=list(message_ids), images=[dict(image) for image in images],
-            lease_owner=None, lease_expires_at=None,
-        )
+        async with self._db.join(conn) as joined:
+            changed = await self._transition(
+                job_id, UNFINISHED, joined, state=JobState(state).value, error=error, finished_at=self._clock(),
+                dedupe_key=None, lease_owner=None, lease_expires_at=None, delivery=None,
+            )
+            if changed:
+                await joined.execute(job_results.delete().where(job_results.c.job_id == job_id))
+        return changed
 
     async def _transition(
         self, job_id: str, from_states: tuple[str, ...], conn: AsyncConnection | None = None, **values: Any
@@ -266,14 +473,6 @@ class JobStore:
     async def unfinished(self) -> list[JobRecord]:
         """Jobs queued or running in any process, oldest first."""
         return await self._select(jobs.c.state.in_(UNFINISHED))
-
-    async def abandoned(self, *, own: bool) -> list[JobRecord]:
-        """Unfinished jobs no live process owns, oldest first: their lease ran out (or they have
-        none, from before leases); with `own`, also this instance's (its earlier run's, at start)."""
-        orphaned = sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < self._clock())
-        if own:
-            orphaned = sa.or_(orphaned, jobs.c.lease_owner == self._owner)
-        return await self._select(jobs.c.state.in_(UNFINISHED), orphaned)
 
     async def active_for_user(self, requester_id: int, guild_id: int | None) -> list[JobRecord]:
         """The requester's queued or running jobs in this guild (`None`: direct messages)."""

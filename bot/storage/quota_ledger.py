@@ -155,7 +155,7 @@ async def member_totals(
     used = _sum(ledger.c.amount, member_rows, ledger.c.kind.in_(USAGE_KINDS))
     granted = _sum(ledger.c.amount, member_rows, ledger.c.kind == LedgerKind.GRANT.value)
     reserved = _sum(
-        reservations.c.images,
+        HELD,
         reservations.c.guild_id == guild_id,
         reservations.c.user_id == user_id,
         *_live_in_window(start, end, now),
@@ -191,11 +191,13 @@ async def server_totals(
         ledger.c.effective_at >= start,
         ledger.c.effective_at < end,
     )
-    reserved = _sum(
-        reservations.c.images, reservations.c.guild_id == guild_id, *_live_in_window(start, end, now)
-    )
+    reserved = _sum(HELD, reservations.c.guild_id == guild_id, *_live_in_window(start, end, now))
     row = (await conn.execute(sa.select(charged, reserved))).one()
     return int(row[0]), int(row[1])
+
+
+# What a live reservation still holds: images already delivered (and charged) count as used.
+HELD = reservations.c.images - reservations.c.charged
 
 
 def _live_in_window(start: datetime, end: datetime, now: datetime) -> tuple[sa.ColumnElement[bool], ...]:

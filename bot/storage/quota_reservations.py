@@ -65,3 +65,12 @@ async def expired_job_ids(conn: AsyncConnection, now: datetime) -> list[str]:
         .order_by(reservations.c.expires_at)
     )
     return list((await conn.execute(query)).scalars().all())
+
+
+async def add_charged(conn: AsyncConnection, job_id: str, images: int) -> None:
+    """Count `images` more as delivered on a reservation that stays open (a set posted in parts)."""
+    await conn.execute(
+        reservations.update()
+        .where(reservations.c.job_id == job_id)
+        .values(charged=reservations.c.charged + images)
+    )

@@ -67,6 +67,11 @@ jobs = sa.Table(
     sa.Column("lease_owner", sa.String(120), nullable=True),
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # Revision 0006: where to deliver (opaque to the core; holds an interaction token: a
+    # credential, never logged) and how many relay calls the job holds while it runs.
+    sa.Column("delivery", sa.JSON, nullable=True),
+    sa.Column("relay_slots", sa.Integer, nullable=False, server_default="1"),
+    sa.Index("ix_jobs_state_created", "state", "created_at"),
 )
 
 # Revision 0002.
@@ -152,4 +157,30 @@ command_sync = sa.Table(
     sa.Column("scope", sa.String(32), primary_key=True),
     sa.Column("payload_hash", sa.String(64), nullable=False),
     sa.Column("synced_at", UTCDateTime, nullable=False),
+)
+
+# Revision 0006: a running job's images as they arrive from the relay (deleted when it ends),
+# so a job interrupted after the relay answered is delivered without a second relay call.
+job_results = sa.Table(
+    "job_results",
+    metadata,
+    sa.Column("job_id", sa.String(16), primary_key=True),
+    sa.Column("image_index", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("content_type", sa.String(64), nullable=False),
+    sa.Column("size", sa.String(32), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every message that carries a job's images (results, /show re-posts): a message maps back to
+# its job, and a resumed job knows what it posted already.
+job_messages = sa.Table(
+    "job_messages",
+    metadata,
+    sa.Column("message_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("job_id", sa.String(16), nullable=False, index=True),
+    sa.Column("channel_id", sa.BigInteger, nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("images", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )

@@ -93,6 +93,11 @@ class RecordingQuota:
     def __init__(self) -> None:
         self.commits: list[tuple[str, int]] = []
         self.releases: list[tuple[str, str]] = []
+        self.charges: list[tuple[str, int]] = []
+
+    async def charge_delivered(self, job_id: str, images: int, *, conn: Any) -> None:
+        assert conn is not None, "a charge must be written in the transaction that records its message"
+        self.charges.append((job_id, images))
 
     async def commit(self, job_id: str, produced: int, *, conn: Any = None) -> None:
         assert conn is not None, "the charge must be settled in the job's own transaction"
@@ -129,20 +134,24 @@ class RecordingTarget:
     async def finished(self, outcome: JobOutcome) -> None:
         self.outcomes.append(outcome)
 
+    async def find_posted(self, job: JobRecord) -> dict[int, list[int]]:
+        return {}
+
     def queued_positions(self) -> list[int]:
         return [report.position for report in self.reports if report.state == "queued"]
 
 
 class SpyJobStore(JobStore):
-    """The real store, noting the order in which the runner starts jobs (before any await)."""
+    """The real store, noting the order in which the runner claims jobs."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self.marked_running: list[str] = []
 
-    async def mark_running(self, job_id: str) -> bool:
-        self.marked_running.append(job_id)
-        return await super().mark_running(job_id)
+    async def claim(self, *, capacity: int, relay_slots: int, per_user: int) -> list[JobRecord]:
+        claimed = await super().claim(capacity=capacity, relay_slots=relay_slots, per_user=per_user)
+        self.marked_running.extend(job.id for job in claimed)
+        return claimed
 
 
 class Harness:
@@ -157,11 +166,12 @@ class Harness:
     async def submit(self, member: int, prompt: str, count: int = 1) -> asyncio.Future[JobOutcome]:
         request = GenerationRequest(prompt=prompt, size="2K", count=count, user=str(member))
         spec = JobSpec(kind="imagine", requester_id=member, guild_id=1, channel_id=2, request=request)
-        job = await self.store.create(kind=spec.kind, requester_id=member, guild_id=1, channel_id=2,
-                                      request=spec.stored_request())
         target = RecordingTarget()
+        async with self.store.transaction() as conn:  # noted before the commit, as JobService does
+            job = await self.store.create(kind=spec.kind, requester_id=member, guild_id=1, channel_id=2,
+                                          request=spec.stored_request(), conn=conn)
+            future = self.runner.submit(job, spec, target)
         self.labels[job.id], self.targets[prompt], self.jobs[prompt] = prompt, target, job
-        future = await self.runner.submit(job, spec, target)
         self.futures[prompt] = future
         return future
 
@@ -294,17 +304,17 @@ async def test_waiting_jobs_are_told_their_one_based_queue_position(make_harness
     await h.submit(ALICE, "a1")
     await h.submit(BOB, "b1")
     await h.submit(CAROL, "c1")
+    await until(lambda: h.targets["c1"].queued_positions() == [2], "c1 to be told its place")
 
     assert h.targets["a1"].queued_positions() == []  # it started at once
     assert h.targets["b1"].queued_positions()[-1] == 1
-    assert h.targets["c1"].queued_positions() == [2]
 
 
 async def test_queue_positions_move_up_as_jobs_finish(make_harness) -> None:
     h = make_harness(concurrency=1, per_user_limit=1)
     for member, prompt in ((ALICE, "a1"), (BOB, "b1"), (CAROL, "c1"), (ALICE, "a2")):
         await h.submit(member, prompt)
-    assert h.targets["a2"].queued_positions() == [3]
+    await until(lambda: h.targets["a2"].queued_positions() == [3], "a2 to be told its place")
 
     await h.generating("a1")
     await h.finish("a1")
@@ -468,26 +478,27 @@ async def test_a_job_that_has_started_is_never_sent_a_queue_position_again(make_
     await h.submit(ALICE, "a1")
     await h.generating("a1")
 
-    # b1's status edit for its second queued report (sent when c1 joins) hangs.
+    # b1's first queued report hangs (a rate-limited Discord edit) while c1 waits behind it.
     request = GenerationRequest(prompt="b1", size="2K", user=str(BOB))
     spec = JobSpec(kind="imagine", requester_id=BOB, guild_id=1, channel_id=2, request=request)
-    job = await h.store.create(kind="imagine", requester_id=BOB, guild_id=1, channel_id=2,
-                               request=spec.stored_request())
-    slow = SlowQueuedTarget(hang_on=2)
+    slow = SlowQueuedTarget(hang_on=1)
+    async with h.store.transaction() as conn:
+        job = await h.store.create(kind="imagine", requester_id=BOB, guild_id=1, channel_id=2,
+                                   request=spec.stored_request(), conn=conn)
+        h.futures["b1"] = h.runner.submit(job, spec, slow)
     h.labels[job.id], h.targets["b1"], h.jobs["b1"] = "b1", slow, job
-    h.futures["b1"] = await h.runner.submit(job, spec, slow)
-    joining = asyncio.create_task(h.submit(CAROL, "c1"))
+    await h.submit(CAROL, "c1")
     await asyncio.wait_for(slow.hanging.wait(), 2)
 
-    # Meanwhile a1 and b1 finish and c1 starts generating.
+    # Meanwhile the queue keeps moving (the hung report does not hold up claiming): a1 and b1
+    # finish and c1 starts generating.
     h.generator.release("b1")
     await h.finish("a1")
     await asyncio.wait_for(h.futures["b1"], 2)
-    await until(lambda: "c1" in h.targets and any(r.state == "generating" for r in h.targets["c1"].reports),
-                "c1 to be generating")
+    await until(lambda: any(r.state == "generating" for r in h.targets["c1"].reports), "c1 to be generating")
 
-    slow.unhang.set()  # the hung edit completes; the snapshot loop carries on to c1
-    await asyncio.wait_for(joining, 2)
+    slow.unhang.set()  # the hung edit completes; the report round carries on to c1
+    await h.finish("c1")
 
     reports = h.targets["c1"].reports
     first_generating = next(i for i, r in enumerate(reports) if r.state == "generating")

@@ -161,23 +161,25 @@ async def test_the_audit_channel_speaks_the_servers_language_and_the_moderator_t
     assert fields["管理员"] == f"<@{mod.id}>" and fields["原因"] == "contest"
 
 
-async def test_the_notice_after_a_restart_speaks_the_language_stored_with_the_job(boot: BotStarter, fake_discord,
-                                                                                  database_url):
+async def test_a_job_resumed_after_a_restart_speaks_the_language_stored_with_the_job(boot: BotStarter, fake_discord,
+                                                                                      database_url):
     async with boot() as first:
         owner = instance_name(first.settings)  # the crashed run: the same instance as the next start
     database = Database(database_url)
     jobs = JobStore(database, owner=owner)
+    # A job from before delivery records were stored: it is answered in its channel.
     job = await jobs.create(kind="imagine", requester_id=fake_discord.alice.id, guild_id=fake_discord.guild.id,
                             channel_id=fake_discord.general.id,
                             request=StoredRequest(prompt="丢失", size="2K", count=1, locale="zh-CN"))
-    await jobs.mark_running(job.id)
+    await jobs.claim(capacity=1, relay_slots=1, per_user=1)
     await database.close()
 
     async with boot():
-        notice = await fake_discord.wait_for_message(fake_discord.general, lambda m: job.id in m.content)
+        images = await fake_discord.wait_for_message(fake_discord.general, lambda m: bool(m.files))
+        summary = await fake_discord.wait_for_message(fake_discord.general, lambda m: job.id in m.content)
 
-    assert notice.content == (f"<@{fake_discord.alice.id}> 你的任务 `{job.id}` 被中断了。"
-                              "机器人在这个任务完成前重启了；没有扣除任何额度。请重试。")
+    assert images.content == f"<@{fake_discord.alice.id}> 这是你的图片："
+    assert summary.content.startswith(f"<@{fake_discord.alice.id}> ✅ 用时")
 
 
 async def test_the_edit_form_speaks_the_members_language(world: World):

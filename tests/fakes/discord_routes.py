@@ -114,6 +114,9 @@ class RecordedRequest:
 Handler = Callable[[RecordedRequest, re.Match[str]], Awaitable[web.StreamResponse]]
 
 
+NONCE_WINDOW_SECONDS = 300
+
+
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     """discord.py parses JSON only when content-type is exactly `application/json` (no charset)."""
     return web.Response(body=json.dumps(data).encode(), status=status,
@@ -497,6 +500,14 @@ class DiscordRoutes(DiscordState):
         payload = record.payload or {}
         self._require(channel, VIEW_CHANNEL | SEND_MESSAGES | (ATTACH_FILES if record.files else 0))
         guild = self.guild_of(channel)
+        nonce = payload.get("nonce")
+        if nonce is not None and payload.get("enforce_nonce"):
+            # Discord: the same author's message with this nonce in the last few minutes is
+            # returned instead of creating another.
+            for earlier in reversed(self.messages(channel)):
+                if (earlier.nonce == str(nonce) and earlier.author.id == self.bot_user.id
+                        and (self.clock.now() - earlier.timestamp).total_seconds() < NONCE_WINDOW_SECONDS):
+                    return json_response(self._rest_payload(earlier))
         message = StoredMessage(self.snowflakes.next(), channel.id, channel.guild_id, self.bot_user,
                                 timestamp=self.clock.now())
         reference = payload.get("message_reference")
@@ -511,6 +522,7 @@ class DiscordRoutes(DiscordState):
                 message.message_reference = {"type": 0, "message_id": str(target.id),
                                              "channel_id": str(channel.id),
                                              **({"guild_id": str(guild.id)} if guild else {})}
+        message.nonce = None if nonce is None else str(nonce)
         self._write_message(message, payload, record.parts,
                             size_limit=guild.filesize_limit if guild else DM_FILESIZE_LIMIT, creating=True,
                             allowed_flags=FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2)

@@ -329,6 +329,7 @@ class StoredMessage:
     edited_timestamp: datetime | None = None
     deleted: bool = False
     tts: bool = False
+    nonce: str | None = None  # as sent (channel posts with enforce_nonce are deduplicated on it)
     # Each accepted edit's JSON body, oldest first (progress edits of @original are visible here).
     edits: list[JSON] = field(default_factory=list)
 

@@ -75,6 +75,7 @@ class Fault:
     body: JSON
     headers: dict[str, str]
     remaining: int
+    after_effect: bool = False  # the request takes effect, then its answer is lost (this error instead)
 
 
 class FakeDiscord(DiscordRoutes):
@@ -144,8 +145,11 @@ class FakeDiscord(DiscordRoutes):
     # -- faults and waiting -----------------------------------------------------------------------
 
     def fail_next(self, method: str, path_regex: str, status: int, json_body: JSON | None = None,
-                  headers: Mapping[str, str] | None = None, *, times: int = 1) -> None:
+                  headers: Mapping[str, str] | None = None, *, times: int = 1, after_effect: bool = False) -> None:
         """Answer the next `times` matching requests with `status`.
+
+        With `after_effect` the request is carried out first (a message is created) and only its
+        answer is replaced: the response lost on the way back, which a retry must not duplicate.
 
         `path_regex` is searched in the path without /api/v10 (CDN paths start with /cdn/);
         method "*" matches any. A 429 defaults to a JSON `retry_after` of 0.01 s and a `Via`
@@ -157,7 +161,7 @@ class FakeDiscord(DiscordRoutes):
         if headers is None:
             headers = {"Via": "1.1 google"} if status == 429 else {}
         self.faults.append(Fault(method.upper(), re.compile(path_regex), status, json_body,
-                                 dict(headers), times))
+                                 dict(headers), times, after_effect))
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -304,14 +308,17 @@ class FakeDiscord(DiscordRoutes):
 
     async def _route(self, record: RecordedRequest) -> web.StreamResponse:
         fault = self._take_fault(record.method, record.path)
-        if fault is not None:
+        if fault is not None and not fault.after_effect:
             return json_response(fault.body, fault.status, fault.headers)
         for method, pattern, handler, needs_auth in self._routes:
             match = pattern.match(record.path)
             if match and method == record.method:
                 if needs_auth and record.headers.get("Authorization") != f"Bot {self.token}":
                     raise DiscordError(401, 0, "401: Unauthorized")
-                return await handler(record, match)
+                response = await handler(record, match)
+                if fault is not None:  # carried out; the answer is lost
+                    return json_response(fault.body, fault.status, fault.headers)
+                return response
         self.unhandled.append(record)
         raise DiscordError(404, 0, "404: Not Found")
 

@@ -139,6 +139,10 @@ class FakeRelay:
         self.served_by_request: list[list[bytes]] = []
         self.image_factory: ImageFactory = solid_jpeg
         self.latency = 0.0
+        # Hold each stream after this many images until `release` is set (None: never hold).
+        self.hold_after: int | None = None
+        self.release = asyncio.Event()
+        self.holding = asyncio.Event()  # set while a stream is held
         self.per_image_delay = 0.0
         self.image_errors: dict[int, str] = {}
         self.produce: int | None = None
@@ -325,12 +329,18 @@ class FakeRelay:
         served.append(content)
         return _Outcome(index, content=content, size=actual, asset_id=asset_id)
 
+    async def _hold(self, images_so_far: int) -> None:
+        if self.hold_after is not None and images_so_far >= self.hold_after and not self.release.is_set():
+            self.holding.set()
+            await self.release.wait()
+
     async def _produce_all(self, body: Mapping[str, Any]) -> list[_Outcome]:
         served: list[bytes] = []
         self.served_by_request.append(served)
         size = str(body.get("size", "2048x2048"))
-        outcomes = []
+        outcomes: list[_Outcome] = []
         for index in range(self._requested_count(body)):
+            await self._hold(len(outcomes))
             if self.per_image_delay:
                 await asyncio.sleep(self.per_image_delay)
             outcomes.append(await self._produce_one(index, size, served))
@@ -384,6 +394,7 @@ class FakeRelay:
         outcomes: list[_Outcome] = []
         images_sent = 0
         for index in range(self._requested_count(body)):
+            await self._hold(images_sent)
             if self.per_image_delay:
                 await asyncio.sleep(self.per_image_delay)
             outcome = await self._produce_one(index, size, served)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.core.jobs.spec import StoredRequest
+from bot.core.relay.models import GeneratedImage
 from bot.storage.database import Database
 from bot.storage.jobs import DuplicateJob, JobState, JobStore, UnknownJob
 
@@ -31,6 +32,16 @@ async def create(store: JobStore, **overrides: object):
     }
     values.update(overrides)
     return await store.create(**values)
+
+
+async def claim(store: JobStore, *, capacity: int = 10, relay_slots: int = 10, per_user: int = 10) -> list[str]:
+    return [job.id for job in await store.claim(capacity=capacity, relay_slots=relay_slots, per_user=per_user)]
+
+
+async def post(store: JobStore, job_id: str, message_id: int, indices: list[int], kind: str = "result") -> None:
+    async with store.transaction() as conn:
+        await store.record_posted(job_id, message_id, [{"index": index} for index in indices], channel_id=333,
+                                  kind=kind, conn=conn)
 
 
 async def test_created_job_is_queued_with_an_eight_char_base32_id(database: Database) -> None:
@@ -69,7 +80,7 @@ async def test_job_runs_then_delivers_with_timestamps(database: Database) -> Non
     job = await create(store)
 
     clock.now += timedelta(seconds=5)
-    assert await store.mark_running(job.id) is True
+    assert await claim(store) == [job.id]
     clock.now += timedelta(seconds=30)
     assert await store.finish(job.id, JobState.DELIVERED) is True
 
@@ -83,11 +94,11 @@ async def test_job_runs_then_delivers_with_timestamps(database: Database) -> Non
 async def test_failed_job_keeps_its_error_and_a_second_finish_changes_nothing(database: Database) -> None:
     store = JobStore(database)
     job = await create(store)
-    await store.mark_running(job.id)
+    await claim(store)
 
     assert await store.finish(job.id, JobState.FAILED, "relay said: content blocked") is True
     assert await store.finish(job.id, JobState.DELIVERED) is False
-    assert await store.mark_running(job.id) is False
+    assert await claim(store) == []
 
     stored = await store.get(job.id)
     assert stored.state is JobState.FAILED
@@ -104,21 +115,50 @@ async def test_finish_refuses_a_state_that_is_not_final(database: Database) -> N
 async def test_changing_an_unknown_job_raises(database: Database) -> None:
     store = JobStore(database)
     with pytest.raises(UnknownJob):
-        await store.mark_running("zzzzzzzz")
-    with pytest.raises(UnknownJob):
         await store.finish("zzzzzzzz", JobState.FAILED)
 
 
-async def test_finishing_records_the_posted_messages_and_images(database: Database) -> None:
+async def test_posted_messages_are_recorded_as_they_go_and_map_back_to_the_job(database: Database) -> None:
     store = JobStore(database)
-    job = await create(store)
-
-    images = [{"index": 0, "size": "2048x2048"}, {"index": 1}, {"index": 2}]
-    assert await store.finish(job.id, JobState.DELIVERED, message_ids=[10, 11], images=images)
+    job = await create(store, request=StoredRequest(prompt="a red fox", size="2K", count=3))
+    await post(store, job.id, 10, [0])
+    await post(store, job.id, 10, [1])  # the same message, edited to hold one more
+    await post(store, job.id, 11, [2])
+    await post(store, job.id, 12, [0, 1, 2], kind="show")  # a /show re-post
 
     stored = await store.get(job.id)
     assert stored.result_message_ids == [10, 11]
-    assert stored.images == images
+    assert [image["index"] for image in stored.images] == [0, 1, 2]
+    assert [(m.message_id, m.kind, m.images) for m in await store.messages_of(job.id)] == [
+        (10, "result", [0, 1]), (11, "result", [2]), (12, "show", [0, 1, 2])]
+    for message_id in (10, 11, 12):
+        found = await store.job_for_message(message_id)
+        assert found is not None and found.id == job.id
+    assert await store.job_for_message(13) is None
+
+
+async def test_results_are_kept_until_the_job_ends(database: Database) -> None:
+    store = JobStore(database)
+    job = await create(store)
+    await store.save_result(job.id, GeneratedImage(index=1, content=b"\x89PNG two", size="2x2",
+                                                   content_type="image/png"))
+    await store.save_result(job.id, GeneratedImage(index=0, content=b"\xff\xd8 one"))
+
+    kept = await store.results(job.id)
+    assert [(image.index, image.content, image.size) for image in kept] == [(0, b"\xff\xd8 one", None),
+                                                                            (1, b"\x89PNG two", "2x2")]
+    await store.finish(job.id, JobState.DELIVERED)
+    assert await store.results(job.id) == []
+
+
+async def test_the_delivery_record_is_kept_out_of_reprs_and_dropped_at_the_end(database: Database) -> None:
+    store = JobStore(database)
+    job = await create(store, delivery={"via": "interaction", "token": "secret-token"})
+    stored = await store.get(job.id)
+    assert stored.delivery == {"via": "interaction", "token": "secret-token"}
+    assert "secret-token" not in repr(stored)
+    await store.finish(job.id, JobState.DELIVERED)
+    assert (await store.get(job.id)).delivery is None
 
 
 async def test_unfinished_lists_queued_and_running_jobs_oldest_first(database: Database) -> None:
@@ -127,7 +167,7 @@ async def test_unfinished_lists_queued_and_running_jobs_oldest_first(database: D
     queued = await create(store)
     clock.now += timedelta(seconds=1)
     running = await create(store)
-    await store.mark_running(running.id)
+    assert await claim(store, capacity=2) == [queued.id, running.id]
     clock.now += timedelta(seconds=1)
     delivered = await create(store)
     await store.finish(delivered.id, JobState.DELIVERED)
@@ -135,6 +175,7 @@ async def test_unfinished_lists_queued_and_running_jobs_oldest_first(database: D
     await store.finish(failed.id, JobState.FAILED, "boom")
 
     assert [job.id for job in await store.unfinished()] == [queued.id, running.id]
+    assert [job.state for job in await store.unfinished()] == [JobState.RUNNING, JobState.RUNNING]
 
 
 async def test_active_jobs_are_per_requester_and_per_guild(database: Database) -> None:
@@ -189,27 +230,76 @@ async def test_ten_concurrent_creates_with_one_dedupe_key_make_exactly_one_job(d
     assert [job.id for job in await store.unfinished()] == [created[0].id]
 
 
-async def test_abandoned_jobs_are_those_whose_lease_ran_out_or_this_instance_owned(database: Database) -> None:
+async def test_abandoned_jobs_are_queued_again_when_their_lease_ran_out_or_this_instance_owned_them(
+        database: Database) -> None:
     clock = Clock()
     mine = JobStore(database, owner="a", lease=timedelta(seconds=30), clock=clock)
     theirs = JobStore(database, owner="b", lease=timedelta(seconds=30), clock=clock)
     own_job = await create(mine)
+    clock.now += timedelta(seconds=1)
     their_job = await create(theirs)
-    await theirs.mark_running(their_job.id)
+    assert await claim(mine, capacity=1) == [own_job.id]
+    assert await claim(theirs, capacity=1) == [their_job.id]
 
-    assert [job.id for job in await mine.abandoned(own=False)] == []
-    assert [job.id for job in await mine.abandoned(own=True)] == [own_job.id]
-
+    assert await mine.requeue_abandoned(own=False) == []
     clock.now += timedelta(seconds=20)
     assert await theirs.heartbeat() == 1  # b is alive: its lease moves on
     clock.now += timedelta(seconds=20)
-    assert [job.id for job in await mine.abandoned(own=False)] == [own_job.id]  # a renewed nothing
+    assert [job.id for job in await mine.requeue_abandoned(own=False)] == [own_job.id]  # a renewed nothing
+    assert (await mine.get(own_job.id)).state is JobState.QUEUED
 
     clock.now += timedelta(seconds=31)
-    assert {job.id for job in await mine.abandoned(own=False)} == {own_job.id, their_job.id}
+    assert [job.id for job in await mine.requeue_abandoned(own=False)] == [their_job.id]
     stored = await theirs.get(their_job.id)
-    assert stored is not None and stored.attempts == 1 and stored.lease_owner == "b"
+    assert stored.state is JobState.QUEUED and stored.lease_owner is None
 
+    # A restart under the same name takes its own jobs back at once, without waiting for the lease.
+    assert await claim(mine, capacity=1) == [own_job.id]
+    assert [job.id for job in await mine.requeue_abandoned(own=True)] == [own_job.id]
+
+    assert await claim(theirs) == [own_job.id, their_job.id]
     await theirs.finish(their_job.id, JobState.DELIVERED)
     finished = await theirs.get(their_job.id)
     assert finished is not None and finished.lease_owner is None and finished.lease_expires_at is None
+
+
+async def test_a_shutdown_hands_its_running_jobs_back_to_the_queue_at_once(database: Database) -> None:
+    mine, theirs = JobStore(database, owner="a"), JobStore(database, owner="b")
+    job = await create(mine)
+    assert await claim(mine) == [job.id]
+    assert await mine.hand_back() == 1
+    assert await claim(theirs) == [job.id]  # no lease to wait for
+
+
+async def test_claims_are_fifo_skip_members_at_their_limit_and_respect_relay_slots(database: Database) -> None:
+    clock = Clock()
+    store = JobStore(database, clock=clock)
+    ids = []
+    for requester, slots in ((1, 1), (1, 1), (2, 1), (3, 2), (4, 1)):
+        clock.now += timedelta(seconds=1)
+        ids.append((await create(store, requester_id=requester, relay_slots=slots)).id)
+
+    # Member 1's second job waits (one each); member 3's two-slot job does not fit in what is left,
+    # and the younger job behind it does not jump it.
+    assert await claim(store, relay_slots=3, per_user=1) == [ids[0], ids[2]]
+    assert await claim(store, relay_slots=3, per_user=1) == []
+    await store.finish(ids[0], JobState.DELIVERED)
+    assert await claim(store, relay_slots=3, per_user=1) == [ids[1]]
+    await store.finish(ids[1], JobState.DELIVERED)
+    await store.finish(ids[2], JobState.DELIVERED)
+    assert await claim(store, relay_slots=3, per_user=1) == [ids[3], ids[4]]
+
+
+async def test_concurrent_claims_from_many_processes_never_exceed_the_shared_limits(database: Database) -> None:
+    stores = [JobStore(database, owner=f"process-{n}") for n in range(4)]
+    for n in range(40):
+        await create(stores[0], requester_id=n % 5)
+    claimed = await asyncio.gather(*(claim(store, capacity=10, relay_slots=6, per_user=2) for store in stores * 3))
+    taken = [job_id for batch in claimed for job_id in batch]
+    assert len(taken) == len(set(taken)) == 6  # each job once, six slots in all
+    running = [job for job in await stores[0].unfinished() if job.state is JobState.RUNNING]
+    assert len(running) == 6
+    per_member: dict[int, int] = {}
+    for job in running:
+        per_member[job.requester_id] = per_member.get(job.requester_id, 0) + 1
+    assert max(per_member.values()) <= 2

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.core.errors import UserFacingError
 from bot.core.images.packing import OutgoingFile
 from bot.core.jobs.progress import Progress
-from bot.core.relay.errors import SeedreamError
 from bot.core.relay.models import ImageFailure
 from bot.storage.jobs import JobRecord
 
@@ -29,7 +30,7 @@ class JobOutcome:
     delivered: int
     failures: list[ImageFailure]
     elapsed: float
-    error: SeedreamError | None = None
+    error: UserFacingError | None = None
     undelivered: int = 0  # generated but could not be posted anywhere (reported, never silent)
 
 
@@ -40,9 +41,16 @@ class DeliveryTarget(Protocol):
 
     def file_limit(self) -> int: ...
 
-    async def send_images(self, batch: ResultBatch) -> list[int]: ...
+    async def send_images(self, batch: ResultBatch) -> list[int]:
+        """Post the batch; the ids of the messages now holding it (posted, or edited to add it)."""
+        ...
 
     async def finished(self, outcome: JobOutcome) -> None: ...
+
+    async def find_posted(self, job: JobRecord) -> Mapping[int, Sequence[int]]:
+        """Messages already carrying images of `job` (message id -> image indices): what an
+        interrupted attempt may have posted without recording it."""
+        ...
 
 
 class DeliveryFailed(Exception):

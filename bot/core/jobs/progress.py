@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress report: `state` is "queued" (with `position`, 1-based) or "generating"."""
+    """A progress report: `state` is "queued" (with `position`, 1-based) or "generating";
+    `resumed` when the job picks up again after a restart."""
 
     state: str
     position: int = 0
     done: int = 0
     total: int = 0
+    resumed: bool = False
 
 
 class ProgressThrottle:

@@ -19,8 +19,10 @@ month M (UTC) that holds now, where `server_used = Σ charge in M` for the whole
 forgive a member but do not lower it) and `server_reserved` is the guild's live reservations
 made in M. The cap applies to exempt members too: it is the server's spend.
 
-`commit(job, produced)` charges `c = min(max(produced, 0), n)` and releases `n - c`; `release`
-returns all n. Both act only on a live reservation, so a second call changes nothing. A
+`charge_delivered(job, k)` charges k images as their message is recorded (a set posted in
+parts); the reservation then holds `n - charged`. `commit(job, produced)` charges
+`c = min(max(produced, 0), n)` (less what was charged already) and releases `n - c`; `release`
+returns what is not charged. Both act only on a live reservation, so a second call changes nothing. A
 reservation not settled by `expires_at` stops counting at once and `settle_expired` writes its
 `expire` row; if the job then delivers after all, `commit` still charges what was produced
 (the images were made), which is the one way usage can pass the limit.
@@ -203,17 +205,39 @@ class QuotaReservations(QuotaBase):
                 return  # settled already
             charged = min(max(produced, 0), found.images)
             returned = 0 if found.state is ReservationState.EXPIRED else found.images - charged
-            await reservations.settle(conn, found.job_id, ReservationState.COMMITTED, now, charged=charged)
+            await reservations.settle(conn, found.job_id, ReservationState.COMMITTED, now,
+                                      charged=max(charged, found.charged))
+            more = charged - found.charged  # what `charge_delivered` has not charged already
             if found.state is ReservationState.EXPIRED:
                 log.warning("job %s delivered %d images after its reservation expired", job_id, charged)
                 why = "delivered after the reservation had expired"
             else:
                 why = f"{charged} of {found.images} delivered"
-            if charged:
-                await self._record_job(conn, found, LedgerKind.CHARGE, charged, why, now, found.reserved_at)
+            if more > 0:
+                await self._record_job(conn, found, LedgerKind.CHARGE, more, why, now, found.reserved_at)
             if returned:
                 why = f"only {charged} of {found.images} produced"
                 await self._record_job(conn, found, LedgerKind.RELEASE, returned, why, now)
+
+    async def charge_delivered(self, job_id: str, images: int, *, conn: AsyncConnection) -> None:
+        """Charge `images` just posted, in the transaction that records their message.
+
+        The reservation stays open for the rest of the job; `commit` at its end charges only what
+        this has not. So a crash between two messages of a set leaves exactly the posted images
+        charged, and a resumed job never charges them twice.
+        """
+        if images <= 0:
+            return
+        now = self._clock()
+        found = await self._lock_reservation(conn, job_id)
+        if found is None or found.state not in (ReservationState.LIVE, ReservationState.EXPIRED):
+            return
+        images = min(images, found.images - found.charged)
+        if images <= 0:
+            return
+        await reservations.add_charged(conn, job_id, images)
+        why = f"{images} of {found.images} delivered"
+        await self._record_job(conn, found, LedgerKind.CHARGE, images, why, now, found.reserved_at)
 
     async def release(self, job_id: str, reason: str, *, conn: AsyncConnection | None = None) -> None:
         """Return everything the job still holds (relay failure, content block, cancel, crash)."""
@@ -222,8 +246,11 @@ class QuotaReservations(QuotaBase):
             found = await self._lock_reservation(conn, job_id)
             if found is None or found.state is not ReservationState.LIVE:
                 return
-            await reservations.settle(conn, found.job_id, ReservationState.RELEASED, now)
-            await self._record_job(conn, found, LedgerKind.RELEASE, found.images, reason, now)
+            if found.charged:  # part was delivered: the job ends committed to what it posted
+                await reservations.settle(conn, found.job_id, ReservationState.COMMITTED, now, charged=found.charged)
+            else:
+                await reservations.settle(conn, found.job_id, ReservationState.RELEASED, now)
+            await self._record_job(conn, found, LedgerKind.RELEASE, found.images - found.charged, reason, now)
 
     async def settle_expired(self) -> list[str]:
         """Write off reservations past their expiry (the job crashed or hung); their job ids."""
@@ -236,9 +263,9 @@ class QuotaReservations(QuotaBase):
                 found = await self._lock_reservation(conn, job_id)
                 if found is None or found.state is not ReservationState.LIVE or found.expires_at > now:
                     continue
-                await reservations.settle(conn, found.job_id, ReservationState.EXPIRED, now)
+                await reservations.settle(conn, found.job_id, ReservationState.EXPIRED, now, charged=found.charged)
                 why = f"not settled within {self._ttl}"
-                await self._record_job(conn, found, LedgerKind.EXPIRE, found.images, why, now)
+                await self._record_job(conn, found, LedgerKind.EXPIRE, found.images - found.charged, why, now)
                 settled.append(job_id)
         return settled
 
