@@ -1,17 +1,33 @@
-"""Entry point: `python -m bot` (or the `seedream-bot` console script)."""
+"""Entry point: `python -m bot` (or the `seedream-bot` console script) runs the bot;
+`doctor`, `sync` and `try` are operator tools (bot/ops, README: Operating the bot)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 
 import discord
 
 from bot.config import ConfigError, load_settings
 from bot.logging_setup import configure_logging
+from bot.ops import doctor, sync_cli, try_cli
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Seedream Discord bot. Without a command: "
+                                     "run the bot.")
+    commands = parser.add_subparsers(title="operator commands", metavar="COMMAND")
+    for command in (doctor, sync_cli, try_cli):
+        command.add_parser(commands)
+    args = parser.parse_args(argv)
+    if hasattr(args, "run"):
+        raise SystemExit(args.run(args))
+    run_bot()
+
+
+def run_bot() -> None:
     try:
         settings = load_settings()
     except ConfigError as error:

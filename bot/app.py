@@ -109,9 +109,7 @@ class SeedreamBot(commands.Bot):
         )
         self.job_service = JobService(self.database, self.jobs, self.quota, self.runner)
         interrupted = await self.job_service.settle_interrupted(own=True)
-        await self.tree.set_translator(CatalogTranslator())
-        for extension in EXTENSIONS:
-            await self.load_extension(extension)
+        await self.install_commands()
         if settings.sync_commands != "false":
             await sync_commands(self.tree, CommandSyncStore(self.database), force=settings.sync_commands == "true")
         if interrupted:
@@ -120,6 +118,12 @@ class SeedreamBot(commands.Bot):
         self.renew_leases.change_interval(seconds=settings.job_lease_seconds / 3)
         self.renew_leases.start()
         self._install_signal_handlers()
+
+    async def install_commands(self) -> None:
+        """The command tree, as it is synced (`python -m bot sync` builds it the same way)."""
+        await self.tree.set_translator(CatalogTranslator())
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM (docker stop; Python as PID 1 ignores it without a handler): shut down gently."""
