@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from sqlalchemy.engine import make_url
 
 from bot.config import Settings, read_settings
@@ -19,9 +19,15 @@ UNSET = SecretStr("")
 
 
 class OperatorSettings(Settings):
-    # Defaults are not validated, so an unset secret is the empty string rather than an error.
+    """An unset (or blank) secret is the empty string here, which the tools report themselves."""
+
     discord_token: SecretStr = UNSET
     image_api_key: SecretStr = UNSET
+
+    @field_validator("discord_token", "image_api_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:  # replaces Settings' check of the same name
+        return value
 
 
 def load_operator_settings() -> OperatorSettings:
@@ -49,5 +55,5 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def quiet_logging(settings: Settings) -> None:
-    """Operator tools print their own lines; libraries only speak up for warnings (redacted)."""
-    configure_logging("WARNING", secret_values(settings))
+    """Operator tools print their own lines; libraries only for errors (redacted)."""
+    configure_logging("ERROR", secret_values(settings))

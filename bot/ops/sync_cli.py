@@ -61,11 +61,13 @@ class SyncFailed(Exception):
 
 
 async def sync(settings: Settings, guild_id: int | None) -> str:
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # the bot has no voice
     bot = CommandsOnly(settings)
     guild = discord.Object(guild_id) if guild_id is not None else None
     try:
         await bot.login(settings.discord_token.get_secret_value())
         await sync_commands(bot.tree, CommandSyncStore(bot.database), guild=guild, force=True)
+        count = len(bot.tree.get_commands(guild=guild))  # before close(), which unloads the cogs
     except discord.LoginFailure:
         raise SyncFailed("Discord rejected DISCORD_TOKEN. Check the bot token in the Developer Portal.") from None
     except discord.Forbidden:
@@ -79,5 +81,4 @@ async def sync(settings: Settings, guild_id: int | None) -> str:
                          f"{error}") from None
     finally:
         await bot.close()
-    count = len(bot.tree.get_commands(guild=guild))
     return f"synced {count} commands ({scope_name(guild)})"

@@ -34,7 +34,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("prompt", help="what to draw; flags such as --ar 16:9 work inside it")
     parser.add_argument("--size", help="1K, 2K, 4K or WIDTHxHEIGHT (default: DEFAULT_SIZE)")
     parser.add_argument("--count", type=int, help="how many images, 1-15 (above 1: one consistent set)")
-    parser.add_argument("--reference", action="extend", nargs="+", default=[], metavar="FILE",
+    parser.add_argument("--reference", action="extend", nargs="+", type=Path, default=[], metavar="FILE",
                         help="reference image file(s), in the order the prompt names them")
     parser.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR",
                         help="where to write the images (default: the current directory)")
