@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import discord
 
@@ -16,8 +17,8 @@ from bot.ops import doctor, sync_cli, try_cli
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="Seedream Discord bot. Without a command: "
-                                     "run the bot.")
+    prog = "seedream-bot" if Path(sys.argv[0]).name == "seedream-bot" else "python -m bot"
+    parser = argparse.ArgumentParser(prog=prog, description="Seedream Discord bot. Without a command it runs the bot.")
     commands = parser.add_subparsers(title="operator commands", metavar="COMMAND")
     for command in (doctor, sync_cli, try_cli):
         command.add_parser(commands)

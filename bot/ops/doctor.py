@@ -21,7 +21,8 @@ from bot.ops.settings import OperatorSettings, is_set, load_operator_settings, q
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("doctor", help="check settings, Discord, the database and the relay",
-                                 description=__doc__.splitlines()[0] if __doc__ else None)
+                                 description="Check settings, secrets, Discord (REST only), the database and the "
+                                 "relay. Exits 0 only when no check failed.")
     parser.add_argument("--generate", action="store_true", help="also make one 1K image and report its latency")
     parser.add_argument("--json", action="store_true", help="print the results as a JSON list")
     parser.set_defaults(run=run)

@@ -25,7 +25,8 @@ from bot.storage.database import Database
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("sync", help="sync the slash commands now (global, or one server)",
-                                 description=__doc__.splitlines()[0] if __doc__ else None)
+                                 description="Sync the slash commands now, over REST only, and record them so the "
+                                 "next start with SYNC_COMMANDS=auto sends nothing.")
     parser.add_argument("--guild", type=int, metavar="ID", help="copy the global commands to this server and "
                         "sync them there (development)")
     parser.set_defaults(run=run)

@@ -30,7 +30,8 @@ from bot.ops.settings import is_set, load_operator_settings, quiet_logging, reda
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("try", help="generate through the relay alone and save the images",
-                                 description=__doc__.splitlines()[0] if __doc__ else None)
+                                 description="Generate through the relay alone (no Discord): progress on the "
+                                 "terminal, the images written to DIR. Put the prompt first.")
     parser.add_argument("prompt", help="what to draw; flags such as --ar 16:9 work inside it")
     parser.add_argument("--size", help="1K, 2K, 4K or WIDTHxHEIGHT (default: DEFAULT_SIZE)")
     parser.add_argument("--count", type=int, help="how many images, 1-15 (above 1: one consistent set)")

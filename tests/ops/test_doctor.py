@@ -8,9 +8,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
 from bot.storage.database import Database
+from tests.conftest import POSTGRES_URL, require_postgres
 from tests.fakes.discord_state import (
     ATTACH_FILES,
     EMBED_LINKS,
@@ -255,3 +261,27 @@ async def test_console_script_runs_doctor_as_a_process(env: dict[str, str], data
     assert result.returncode == 0, result.stdout + result.stderr
     assert {c["status"] for c in json.loads(result.stdout)} <= {"ok", "skip"}
     assert env["DISCORD_TOKEN"] not in result.stdout + result.stderr
+
+
+@pytest.mark.postgres
+async def test_postgresql_pending_then_migrated(cli: Cli, env: dict[str, str]) -> None:
+    require_postgres()
+    name = f"doctor_{uuid.uuid4().hex[:10]}"
+    admin = Database(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    async with admin.engine.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        await migrated(url, "0004")
+        env["DATABASE_URL"] = url
+        result = await cli("doctor")
+        assert result.code == 1
+        assert "has pending migrations: 0005" in result.line(f"✗ the database at {make_url(url).host}:")
+        await migrated(url)
+        result = await cli("doctor")
+        assert result.code == 0, result.text
+        assert result.line("✓ the database at ").endswith(f"/{name} is reachable and migrated (revision 0005)")
+    finally:
+        async with admin.engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.close()
