@@ -18,6 +18,8 @@ from bot.ops.checks import CheckResult, fail, ok, render_json, render_text, skip
 from bot.ops.doctor_database import database_check
 from bot.ops.settings import OperatorSettings, is_set, load_operator_settings, quiet_logging, redact, secret_values
 
+SETTINGS_FAILED = "the settings do not parse"
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("doctor", help="check settings, Discord, the database and the relay",
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         results = [fail("settings", f"settings do not parse: {error}",
                         "fix them in the environment or .env (see README, Settings)"),
-                   *(skip(name, "the settings do not parse") for name in ("discord", "database", "relay"))]
+                   *doctor_discord.skipped(SETTINGS_FAILED), skip("database", SETTINGS_FAILED),
+                   *doctor_relay.skipped(SETTINGS_FAILED, generate=args.generate)]
         secrets: list[str] = []
     else:
         quiet_logging(settings)

@@ -137,7 +137,7 @@ async def _server_check(http: HTTPClient, settings: Settings, listed: dict[str, 
                     **data)
     base = base_permissions(guild, member, bot_id)
     hidden: list[str] = []
-    gaps: dict[str, list[str]] = {}
+    gaps: list[dict[str, Any]] = []
     text_channels = sorted((c for c in channels if int(c["type"]) in TEXT_CHANNEL_TYPES),
                            key=lambda c: (int(c.get("position") or 0), int(c["id"])))
     for channel in text_channels:
@@ -145,7 +145,7 @@ async def _server_check(http: HTTPClient, settings: Settings, listed: dict[str, 
         if not have.view_channel:
             hidden.append(f"#{channel.get('name')}")
         elif lacking := permission_names(missing(have)):
-            gaps[f"#{channel.get('name')}"] = lacking
+            gaps.append({"channel_id": str(channel["id"]), "channel": f"#{channel.get('name')}", "missing": lacking})
     visible = len(text_channels) - len(hidden)
     if not visible:
         return fail("discord.permissions", f'server "{name}": the bot can see no text channel',
@@ -153,7 +153,7 @@ async def _server_check(http: HTTPClient, settings: Settings, listed: dict[str, 
     if gaps:
         return fail("discord.permissions", f'server "{name}": permissions missing in {len(gaps)} of {visible} '
                     "text channel(s)", "grant them to the bot's role, or fix those channels' permission overwrites",
-                    details=[f"{channel}: {', '.join(names)}" for channel, names in gaps.items()],
+                    details=[f"{gap['channel']}: {', '.join(gap['missing'])}" for gap in gaps],
                     missing=gaps, **data)
     note = f"; {len(hidden)} hidden from the bot, not checked" if hidden else ""
     return ok("discord.permissions", f'server "{name}": every needed permission in {visible} text '

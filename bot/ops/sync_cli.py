@@ -14,10 +14,12 @@ import sys
 
 import aiohttp
 import discord
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import SeedreamBot
 from bot.config import ConfigError, Settings, load_settings
 from bot.ops.command_sync import scope_name, sync_commands
+from bot.ops.doctor_database import where
 from bot.ops.settings import quiet_logging, redact, secret_values
 from bot.storage.command_sync import CommandSyncStore
 from bot.storage.database import Database
@@ -32,12 +34,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
+class SyncFailed(Exception):
+    """One line for the operator."""
+
+
 class CommandsOnly(SeedreamBot):
     """The bot with its command tree and database, and none of its job machinery."""
 
     async def setup_hook(self) -> None:
-        self.database = Database(self.settings.database_url)
-        await self.database.migrate()
+        url = self.settings.database_url
+        self.database = Database(url)
+        try:
+            await self.database.migrate()  # the synced hash is stored in the database
+        except (OSError, SQLAlchemyError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise SyncFailed(f"cannot reach the database at {where(url)} (DATABASE_URL): {reason}") from None
         await self.install_commands()
 
 
@@ -55,10 +66,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(line)
     return 0
-
-
-class SyncFailed(Exception):
-    """One line for the operator."""
 
 
 async def sync(settings: Settings, guild_id: int | None) -> str:

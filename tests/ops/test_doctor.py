@@ -138,6 +138,10 @@ async def test_missing_permissions_are_listed_by_server_and_channel(
     assert result.line('✓ server "Other Server": every needed permission in 1 text channel(s)')
     # The fake Discord agrees: it would refuse an image in #art.
     assert not guild.permissions_in(art, fake_discord.bot_user.id) & ATTACH_FILES
+    checks = json.loads((await cli("doctor", "--json")).out)
+    [failed] = [c for c in checks if c["check"] == "discord.permissions" and c["status"] == "fail"]
+    assert failed["data"]["missing"] == [
+        {"channel_id": str(art.id), "channel": "#art", "missing": ["Embed Links", "Attach Files"]}]
 
 
 async def test_a_server_where_the_bot_sees_no_channel_fails(cli: Cli, fake_discord: StandardDiscord,

@@ -7,7 +7,7 @@ from bot.app import create_bot
 from tests.e2e.test_command_sync import command_writes
 from tests.fakes.fake_relay import FakeRelay
 from tests.harness import StandardDiscord, start_bot
-from tests.ops.conftest import Cli
+from tests.ops.conftest import Cli, closed_port
 
 
 def command_puts(fake: StandardDiscord) -> list[str]:
@@ -66,3 +66,14 @@ async def test_after_sync_an_auto_start_writes_no_commands(cli: Cli, fake_discor
                          database_url=database_url, sync_commands="auto"):
         pass
     assert command_writes(fake_discord) == 1
+
+
+async def test_an_unreachable_database_is_one_line_naming_the_setting(cli: Cli, env: dict[str, str],
+                                                                      fake_discord: StandardDiscord) -> None:
+    env["DATABASE_URL"] = f"postgresql://bot:pg-password-789@127.0.0.1:{closed_port()}/seedream"
+    result = await cli("sync")
+    assert result.code == 1
+    [line] = result.err.strip().splitlines()
+    assert line.startswith("cannot reach the database at 127.0.0.1:") and "(DATABASE_URL)" in line
+    assert "pg-password-789" not in result.text
+    assert command_writes(fake_discord) == 0
