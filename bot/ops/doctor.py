@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         results = [fail("settings", f"settings do not parse: {error}",
                         "fix them in the environment or .env (see README, Settings)"),
+                   skip("secrets.discord_token", SETTINGS_FAILED), skip("secrets.image_api_key", SETTINGS_FAILED),
                    *doctor_discord.skipped(SETTINGS_FAILED), skip("database", SETTINGS_FAILED),
-                   *doctor_relay.skipped(SETTINGS_FAILED, generate=args.generate)]
+                   *doctor_relay.skipped(SETTINGS_FAILED)]
         secrets: list[str] = []
     else:
         quiet_logging(settings)
@@ -59,7 +60,7 @@ async def diagnose(settings: OperatorSettings, *, generate: bool) -> list[CheckR
 
     async def relay_part() -> list[CheckResult]:
         if key.failed:
-            return doctor_relay.skipped("IMAGE_API_KEY is not set", generate=generate)
+            return doctor_relay.skipped("IMAGE_API_KEY is not set")
         async with aiohttp.ClientSession() as session:
             return await doctor_relay.relay_checks(settings, session, generate=generate)
 

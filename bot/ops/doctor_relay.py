@@ -21,8 +21,8 @@ TIMEOUT = aiohttp.ClientTimeout(total=20)
 GENERATE_PROMPT = "A red apple on a white table, studio light"
 
 
-def skipped(because: str, *, generate: bool) -> list[CheckResult]:
-    return [skip("relay", because), *([skip("relay.generate", because)] if generate else [])]
+def skipped(because: str) -> list[CheckResult]:
+    return [skip("relay", because), skip("relay.generate", because)]
 
 
 async def relay_checks(settings: Settings, session: aiohttp.ClientSession, *, generate: bool) -> list[CheckResult]:

@@ -79,8 +79,8 @@ async def sync(settings: Settings, guild_id: int | None) -> str:
     except discord.LoginFailure:
         raise SyncFailed("Discord rejected DISCORD_TOKEN. Check the bot token in the Developer Portal.") from None
     except discord.Forbidden:
-        where = f"server {guild_id}" if guild_id else "the application"
-        raise SyncFailed(f"Discord refused to sync commands to {where} (is the bot in it, invited with the "
+        target = f"server {guild_id}" if guild_id else "the application"
+        raise SyncFailed(f"Discord refused to sync commands to {target} (is the bot in it, invited with the "
                          "applications.commands scope?)") from None
     except discord.HTTPException as error:
         raise SyncFailed(f"Discord refused the sync: HTTP {error.status} {error.text}") from None

@@ -29,6 +29,8 @@ from tests.harness import StandardDiscord
 from tests.ops.conftest import Cli, CliResult, closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
+ALL_CHECKS = ["settings", "secrets.discord_token", "secrets.image_api_key", "discord.token", "discord.intents",
+              "discord.invite", "discord.permissions", "database", "relay", "relay.generate"]
 INVITE_PERMISSIONS = 274878024704  # View Channel, Send Messages (+ in Threads), Embed Links, Attach Files, History
 
 
@@ -95,6 +97,12 @@ async def test_missing_secrets_are_named_and_the_rest_still_runs(cli: Cli, env: 
     assert result.line("✓ IMAGE_API_KEY is set")
     assert result.out.count("– skipped: DISCORD_TOKEN is not set") == 4
     assert result.line("✓ the relay at ")
+    env["DISCORD_TOKEN"], env["IMAGE_API_KEY"] = "fake-bot-token", " "
+    result = await cli("doctor")
+    assert result.code == 1
+    assert result.line("✗ IMAGE_API_KEY is not set")
+    assert result.out.count("– skipped: IMAGE_API_KEY is not set") == 2  # the relay, and generating
+    assert result.line("✓ DISCORD_TOKEN is valid")
 
 
 async def test_intent_asked_for_but_off_in_the_portal_fails(
@@ -215,6 +223,9 @@ async def test_settings_that_do_not_parse_fail_first(cli: Cli, env: dict[str, st
     result = await cli("doctor")
     assert result.code == 1
     assert "RELAY_CONCURRENCY" in result.line("✗ settings do not parse")
+    assert result.out.count("– skipped: the settings do not parse") == 9
+    checks = json.loads((await cli("doctor", "--json")).out)
+    assert [c["check"] for c in checks] == ALL_CHECKS
 
 
 async def test_json_is_a_list_of_checks(cli: Cli, fake_discord: StandardDiscord, relay: FakeRelay,
@@ -223,9 +234,7 @@ async def test_json_is_a_list_of_checks(cli: Cli, fake_discord: StandardDiscord,
     result = await cli("doctor", "--json")
     assert result.code == 0
     checks = json.loads(result.out)
-    assert [c["check"] for c in checks] == [
-        "settings", "secrets.discord_token", "secrets.image_api_key", "discord.token", "discord.intents",
-        "discord.invite", "discord.permissions", "database", "relay", "relay.generate"]
+    assert [c["check"] for c in checks] == ALL_CHECKS
     for check in checks:
         assert set(check) <= {"check", "status", "message", "fix", "details", "data"}
         assert check["status"] in ("ok", "fail", "skip", "warn")
