@@ -1,17 +1,34 @@
-"""Entry point: `python -m bot` (or the `seedream-bot` console script)."""
+"""Entry point: `python -m bot` (or the `seedream-bot` console script) runs the bot;
+`doctor`, `sync` and `try` are operator tools (bot/ops, README: Operating the bot)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import discord
 
 from bot.config import ConfigError, load_settings
 from bot.logging_setup import configure_logging
+from bot.ops import doctor, sync_cli, try_cli
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    prog = "seedream-bot" if Path(sys.argv[0]).name == "seedream-bot" else "python -m bot"
+    parser = argparse.ArgumentParser(prog=prog, description="Seedream Discord bot. Without a command it runs the bot.")
+    commands = parser.add_subparsers(title="operator commands", metavar="COMMAND")
+    for command in (doctor, sync_cli, try_cli):
+        command.add_parser(commands)
+    args = parser.parse_args(argv)
+    if hasattr(args, "run"):
+        raise SystemExit(args.run(args))
+    run_bot()
+
+
+def run_bot() -> None:
     try:
         settings = load_settings()
     except ConfigError as error:

@@ -112,9 +112,7 @@ class SeedreamBot(commands.Bot):
                                       relay_concurrency=settings.relay_concurrency)
         # This instance's earlier run's jobs go back in the queue before anything is claimed.
         await self.job_service.resume_abandoned(own=True)
-        await self.tree.set_translator(CatalogTranslator())
-        for extension in EXTENSIONS:
-            await self.load_extension(extension)
+        await self.install_commands()
         if settings.sync_commands != "false":
             await sync_commands(self.tree, CommandSyncStore(self.database), force=settings.sync_commands == "true")
         self.expire_reservations.start()
@@ -127,6 +125,12 @@ class SeedreamBot(commands.Bot):
         """Claim jobs once the gateway is up (resumed jobs may need the bot's own user)."""
         await self.wait_until_ready()
         self.runner.start()
+
+    async def install_commands(self) -> None:
+        """The command tree, as it is synced (`python -m bot sync` builds it the same way)."""
+        await self.tree.set_translator(CatalogTranslator())
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM (docker stop; Python as PID 1 ignores it without a handler): shut down gently."""

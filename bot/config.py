@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -137,14 +137,22 @@ def instance_name(settings: Settings) -> str:
     return settings.instance_name or socket.gethostname()[:120] or "local"
 
 
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning validation errors into one clear line per setting.
 
     The message names the setting and the problem but never echoes the value, so a
     malformed secret cannot leak into a terminal or a log.
     """
+    return read_settings(Settings, **overrides)
+
+
+def read_settings(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
+    """`load_settings` for a subclass (operator tools need fewer settings: bot/ops/settings.py)."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return settings_class(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         problems = []
         for item in error.errors():

@@ -29,6 +29,12 @@ def async_url(database_url: str) -> str:
     raise ValueError(f"unsupported database scheme {url.drivername!r}")
 
 
+def migration_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
 class Database:
     """Owns the engine and the schema version.
 
@@ -77,14 +83,14 @@ class Database:
             mode = connection.get_execution_options().get("sqlite_begin", "BEGIN")
             connection.exec_driver_sql(mode)
 
-    async def migrate(self) -> None:
-        """Bring the schema to the newest version (alembic revisions in `migrations/versions`)."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+    async def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest version (alembic revisions in `migrations/versions`),
+        or to an older `revision`."""
+        config = migration_config()
 
         def upgrade(connection: Connection) -> None:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
         async with self.engine.begin() as connection:
             await connection.run_sync(upgrade)

@@ -149,6 +149,8 @@ class DiscordRoutes(DiscordState):
             ("GET", r"/users/(?P<uid>\d+)", self._get_user, True),
             ("POST", r"/users/@me/channels", self._open_dm, True),
             ("GET", r"/oauth2/applications/@me", self._get_application, True),
+            ("GET", r"/applications/@me", self._get_application, True),
+            ("GET", r"/users/@me/guilds", self._get_my_guilds, True),
             ("GET", r"/gateway(/bot)?", self._get_gateway, False),
             ("GET", rf"/applications/{app}(/guilds/(?P<gid>\d+))?/commands", self._get_commands, True),
             ("PUT", rf"/applications/{app}(/guilds/(?P<gid>\d+))?/commands", self._put_commands, True),
@@ -205,9 +207,24 @@ class DiscordRoutes(DiscordState):
         return json_response({
             "id": str(self.app_id), "name": self.bot_user.username, "description": "", "icon": None,
             "bot_public": True, "bot_require_code_grant": False, "owner": self.owner.payload(),
-            "verify_key": "0" * 64, "flags": 0, "team": None, "summary": "", "rpc_origins": [],
+            "verify_key": "0" * 64, "flags": self.application_flags, "team": None, "summary": "", "rpc_origins": [],
             "bot": self.bot_user.payload(), "interactions_endpoint_url": None, "redirect_uris": [],
         })
+
+    async def _get_my_guilds(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
+        """Partial guilds, ordered by id, paged by `after` / `before` and `limit` (at most 200)."""
+        guilds = sorted(self.guilds.values(), key=lambda g: g.id)
+        if "after" in record.query:
+            guilds = [g for g in guilds if g.id > int(record.query["after"])]
+        if "before" in record.query:
+            guilds = [g for g in guilds if g.id < int(record.query["before"])]
+        limit = int(record.query.get("limit", 200))
+        if not 1 <= limit <= 200:
+            raise invalid_form("limit", "NUMBER_TYPE_MAX", "int value should be less than or equal to 200.")
+        return json_response([{
+            "id": str(g.id), "name": g.name, "icon": None, "banner": None, "owner": g.owner_id == self.bot_user.id,
+            "permissions": str(g.base_permissions(self.bot_user.id)), "features": [],
+        } for g in guilds[:limit]])
 
     async def _get_gateway(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
         return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": {

@@ -63,6 +63,8 @@ INTENT_GUILD_MESSAGES = 1 << 9
 INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_MESSAGE_CONTENT = 1 << 15
 PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
+# Application flags that say a privileged intent is switched on in the portal (resources/application).
+APP_FLAG_FOR_INTENT = {INTENT_GUILD_PRESENCES: 1 << 12, INTENT_GUILD_MEMBERS: 1 << 14, INTENT_MESSAGE_CONTENT: 1 << 18}
 
 # Interaction types and callback types.
 IX_PING, IX_COMMAND, IX_COMPONENT, IX_AUTOCOMPLETE, IX_MODAL_SUBMIT = 1, 2, 3, 4, 5
@@ -570,6 +572,11 @@ class DiscordState:
         self.guild_commands: dict[int, list[JSON]] = {}
         # The app's Developer Portal switches for privileged intents.
         self.portal_intents = PRIVILEGED_INTENTS
+
+    @property
+    def application_flags(self) -> int:
+        """The application's `flags`: a GATEWAY_* bit for each privileged intent on in the portal."""
+        return sum(flag for intent, flag in APP_FLAG_FOR_INTENT.items() if self.portal_intents & intent)
 
     # -- building the world -------------------------------------------------------------------
 

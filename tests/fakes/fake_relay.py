@@ -149,6 +149,8 @@ class FakeRelay:
         self.json_to_stream = False
         self.stream_style: Literal["ark", "completed_per_image"] = "ark"
         self.chunked_assets = False  # serve assets without Content-Length
+        self.listed_models: list[str] = [model]  # what GET /v1/models lists
+        self.model_requests: list[RecordedRequest] = []  # GET /v1/models (not in `requests`)
         # Rewrites result URLs: (image index, the URL the relay would send) -> the URL it sends.
         self.result_url: Callable[[int, str], str] | None = None
         self._script: deque[_Scripted] = deque()
@@ -169,6 +171,7 @@ class FakeRelay:
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_post("/v1/images/generations", self._generate)
+        app.router.add_get("/v1/models", self._models)
         app.router.add_get("/assets/{asset_id}.jpeg", self._asset)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2, handler_cancellation=True)
         await self._runner.setup()
@@ -239,6 +242,15 @@ class FakeRelay:
             await response.write(content[start : start + 65536])
         await response.write_eof()
         return response
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's model list, as new-api style relays answer it; a wrong key is a 401."""
+        self.model_requests.append(RecordedRequest(request.method, request.path, dict(request.headers)))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._json(401, new_api_error("Invalid token", "invalid_api_key", "invalid_request_error"))
+        return self._json(200, {"object": "list", "data": [
+            {"id": model, "object": "model", "created": 1_756_339_200, "owned_by": "volcengine"}
+            for model in self.listed_models]})
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
