@@ -12,10 +12,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.storage.database import Database
+from bot.storage.database import Database, migration_config
 from tests.conftest import POSTGRES_URL, require_postgres
 from tests.fakes.discord_state import (
     ATTACH_FILES,
@@ -27,6 +28,15 @@ from tests.fakes.discord_state import (
 from tests.fakes.fake_relay import FakeRelay
 from tests.harness import StandardDiscord
 from tests.ops.conftest import Cli, CliResult, closed_port
+
+SCRIPTS = ScriptDirectory.from_config(migration_config())
+HEAD = SCRIPTS.get_current_head()
+
+
+def revisions_after(revision: str) -> str:
+    """The revisions after `revision` up to head, oldest first, as doctor lists them."""
+    newer = [script.revision for script in SCRIPTS.iterate_revisions(HEAD, revision)]
+    return ", ".join(reversed(newer))
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_CHECKS = ["settings", "secrets.discord_token", "secrets.image_api_key", "discord.token", "discord.intents",
@@ -55,7 +65,7 @@ async def test_all_good_exits_zero_without_gateway_sync_or_image(
     assert f"client_id={fake_discord.app_id}" in invite
     assert "scope=bot+applications.commands" in invite and f"permissions={INVITE_PERMISSIONS}" in invite
     assert "Seedream Test Guild" in result.line("✓ server ")
-    assert result.line("✓ the database at ").endswith("is reachable and migrated (revision 0005)")
+    assert result.line("✓ the database at ").endswith(f"is reachable and migrated (revision {HEAD})")
     assert result.line("✓ the relay at ").endswith("answers and accepts IMAGE_API_KEY")
     assert result.line("– skipped: not asked for").startswith("– skipped")
     assert result.out.rstrip().endswith("all checks passed")
@@ -199,7 +209,7 @@ async def test_pending_migrations_are_listed(cli: Cli, database_url: str) -> Non
     result = await cli("doctor")
     assert result.code == 1
     line = result.line("✗ the database at ")
-    assert "has pending migrations: 0004, 0005" in line and "applies migrations when it starts" in line
+    assert f"has pending migrations: {revisions_after('0003')}" in line and "applies migrations when it starts" in line
 
 
 async def test_a_database_not_created_yet_is_not_created_by_doctor(cli: Cli, database_url: str,
@@ -289,11 +299,12 @@ async def test_postgresql_pending_then_migrated(cli: Cli, env: dict[str, str]) -
         env["DATABASE_URL"] = url
         result = await cli("doctor")
         assert result.code == 1
-        assert "has pending migrations: 0005" in result.line(f"✗ the database at {make_url(url).host}:")
+        line = result.line(f"✗ the database at {make_url(url).host}:")
+        assert f"has pending migrations: {revisions_after('0004')}" in line
         await migrated(url)
         result = await cli("doctor")
         assert result.code == 0, result.text
-        assert result.line("✓ the database at ").endswith(f"/{name} is reachable and migrated (revision 0005)")
+        assert result.line("✓ the database at ").endswith(f"/{name} is reachable and migrated (revision {HEAD})")
     finally:
         async with admin.engine.connect() as connection:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
