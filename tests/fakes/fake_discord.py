@@ -245,6 +245,13 @@ class FakeDiscord(DiscordRoutes):
             if intents & PRIVILEGED_INTENTS & ~self.portal_intents:
                 await session.close(4014, "Disallowed intent(s).")
                 return
+            shard = data.get("shard")
+            if shard is not None:
+                shard_id, shard_count = (int(x) for x in shard)
+                if not 0 <= shard_id < shard_count:
+                    await session.close(4010, "Invalid shard.")
+                    return
+                session.shard = (shard_id, shard_count)
             session.identify, session.intents = data, intents
             for event, payload in ready_events(self, session, host):
                 session.dispatch(event, payload)
@@ -258,12 +265,31 @@ class FakeDiscord(DiscordRoutes):
                     "guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
                     "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce")})
 
-    async def wait_until_connected(self, timeout: float = 10.0) -> list[GatewaySession]:
-        return await self.wait_for(self._live_sessions, timeout, what="a bot to IDENTIFY on the gateway")
+    async def wait_until_connected(self, timeout: float = 10.0, *,
+                                   guild: Guild | int | None = None) -> list[GatewaySession]:
+        """Identified sessions; with `guild`, those whose shard owns it (waits for one at least)."""
+        if guild is None:
+            return await self.wait_for(self._live_sessions, timeout, what="a bot to IDENTIFY on the gateway")
+        guild_id = entity_id(guild)
+        return await self.wait_for(lambda: self.sessions_for(guild_id), timeout,
+                                   what=f"a bot to IDENTIFY on the shard of guild {guild_id}")
+
+    async def wait_for_shards(self, shard_ids: Iterable[int], shard_count: int, *, after: int = 0,
+                              timeout: float = 10.0) -> list[GatewaySession]:
+        """Live sessions identified as each of `shard_ids` of `shard_count`, among `sessions[after:]`."""
+        wanted = sorted(shard_ids)
+
+        def found() -> list[GatewaySession] | None:
+            live = {s.shard: s for s in self.sessions[after:] if s.identified and s.shard is not None}
+            sessions = [live.get((shard, shard_count)) for shard in wanted]
+            return [s for s in sessions if s is not None] if all(sessions) else None
+
+        return await self.wait_for(found, timeout, what=f"shards {wanted} of {shard_count} to IDENTIFY")
 
     async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a raw gateway event to every identified connection."""
-        for session in await self.wait_until_connected():
+        """Send a raw gateway event to every identified connection (with a `guild_id`: its shard's)."""
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        for session in await self.wait_until_connected(guild=guild_id):
             session.dispatch(event, data)
 
     # -- REST plumbing --------------------------------------------------------------------------
@@ -348,7 +374,10 @@ class FakeDiscord(DiscordRoutes):
         return user
 
     async def _send_interaction(self, envelope: Envelope, kind: int) -> FakeInteraction:
-        sessions = await self.wait_until_connected()
+        """Over the gateway to the session(s) of the shard that owns the guild (DMs: shard 0)."""
+        guild_id = envelope.guild_id
+        sessions = (await self.wait_until_connected(guild=guild_id) if guild_id is not None
+                    else await self.wait_for(lambda: self.sessions_for(None), what="shard 0 to IDENTIFY"))
         payload = {**envelope.payload, "type": kind}
         interaction = FakeInteraction(
             int(payload["id"]), str(payload["token"]), kind, envelope.name, payload, envelope.user,
@@ -445,5 +474,5 @@ class FakeDiscord(DiscordRoutes):
         allowed = None if reply_ping else {"parse": ["users", "roles"], "replied_user": False}
         message.mentions, message.mention_role_ids = self.resolve_mentions(content, allowed, reply_to, sender)
         message.mentions += [u for u in mentions if u not in message.mentions]
-        await self.wait_until_connected()
+        await self.wait_until_connected(guild=guild)
         return self._publish(message)
