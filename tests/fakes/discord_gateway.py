@@ -50,6 +50,7 @@ class GatewaySession:
         self.seq = 0
         self.closed = False
         self.shard: tuple[int, int] | None = None  # (shard_id, shard_count) from IDENTIFY
+        self.dispatched: list[tuple[str, JSON]] = []  # every event sent, oldest first
         self._outbox: asyncio.Queue[JSON] = asyncio.Queue()
         self._zlib = zlib.compressobj() if compress else None
         self._writer = asyncio.create_task(self._write())
@@ -68,6 +69,7 @@ class GatewaySession:
 
     def dispatch(self, event: str, data: JSON) -> None:
         self.seq += 1
+        self.dispatched.append((event, data))
         self.send({"op": 0, "t": event, "s": self.seq, "d": data})
 
     @property

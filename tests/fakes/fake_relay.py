@@ -140,6 +140,9 @@ class FakeRelay:
         self.image_factory: ImageFactory = solid_jpeg
         self.latency = 0.0
         self.per_image_delay = 0.0
+        # While an unset Event, each generation request waits for it once recorded (a job held
+        # mid-generation, e.g. to kill its process there).
+        self.hold: asyncio.Event | None = None
         self.image_errors: dict[int, str] = {}
         self.produce: int | None = None
         self.json_to_stream = False
@@ -243,6 +246,8 @@ class FakeRelay:
         except ValueError:
             body = None
         self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
+        if self.hold is not None:
+            await self.hold.wait()
         if self.latency:
             await asyncio.sleep(self.latency)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
