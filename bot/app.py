@@ -70,7 +70,8 @@ class SeedreamBot(commands.AutoShardedBot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             shard_count=settings.shard_count,
-            shard_ids=list(settings.shard_slice) if settings.shard_slice is not None else None,
+            # None (every shard) is what discord.py defaults to; its stubs only spell the list.
+            shard_ids=list(settings.shard_slice) if settings.shard_slice is not None else None,  # type: ignore[arg-type]
         )
         self.settings = settings
         self._stopping: asyncio.Task[None] | None = None

@@ -56,12 +56,12 @@ def test_blank_shard_ids_mean_every_shard():
 
 
 def test_shard_ids_without_shard_count_is_a_config_error():
-    with pytest.raises(ConfigError, match="SHARD_IDS is invalid: .*needs SHARD_COUNT"):
+    with pytest.raises(ConfigError, match=r"SHARD_IDS is invalid: .*needs SHARD_COUNT"):
         settings(shard_ids="0")
 
 
 def test_shard_ids_beyond_shard_count_is_a_config_error():
-    with pytest.raises(ConfigError, match="SHARD_IDS is invalid: .*shard 2 is out of range"):
+    with pytest.raises(ConfigError, match=r"SHARD_IDS is invalid: .*shard 2 is out of range"):
         settings(shard_count=2, shard_ids="0-2")
 
 

@@ -28,9 +28,11 @@ class IdentifyPacer:
     """One per process; `wait(shard_id)` returns when that shard may IDENTIFY."""
 
     def __init__(self, fetch_limit: Callable[[], Awaitable[SessionStartLimit]], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._fetch = fetch_limit
         self._clock = clock
+        self._sleep = sleep
         self._max_concurrency: int | None = None
         self._next_start: dict[int, float] = {}
         self._lock = asyncio.Lock()
@@ -52,4 +54,4 @@ class IdentifyPacer:
             start = max(now, self._next_start.get(bucket, now))
             self._next_start[bucket] = start + IDENTIFY_WINDOW_SECONDS
         if start > now:
-            await asyncio.sleep(start - now)  # Discord's rate limit, not synchronisation
+            await self._sleep(start - now)  # Discord's rate limit, not synchronisation
