@@ -83,6 +83,16 @@ class SeedreamBot(commands.AutoShardedBot):
         """IDENTIFY as fast as Discord's session start limit allows (not a flat 5 s per shard)."""
         await self._identify_pacer.wait(shard_id)
 
+    async def launch_shards(self) -> None:
+        """Take the recommended shard count from Discord but keep a `DISCORD_GATEWAY_URL` override.
+
+        discord.py would connect to the URL `GET /gateway/bot` names whenever it asks it for the
+        count, bypassing a gateway proxy.
+        """
+        if self.shard_count is None and self.settings.discord_gateway_url:
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
+        await super().launch_shards()
+
     async def setup_hook(self) -> None:
         settings = self.settings
         self.http_session = aiohttp.ClientSession(

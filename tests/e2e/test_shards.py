@@ -30,3 +30,18 @@ async def test_without_shard_count_one_process_connects_discords_recommended_sha
 async def test_a_small_bot_runs_its_one_recommended_shard(world):
     [session] = [s for s in world.discord.sessions if s.identified]
     assert session.shard == (0, 1) and world.bot.shard_count == 1
+
+
+async def test_a_gateway_url_override_is_kept_when_discord_names_the_shard_count(boot, fake_discord):
+    fake_discord.advertised_gateway_url = "ws://127.0.0.1:9/gw"  # nothing listens there
+    fake_discord.recommended_shards, fake_discord.max_concurrency = 2, 2
+    async with boot() as bot:  # DISCORD_GATEWAY_URL is the fake's own /gw
+        shards = sorted(s.shard for s in fake_discord.sessions if s.identified)
+    assert shards == [(0, 2), (1, 2)] and bot.shard_count == 2
+
+
+async def test_without_a_gateway_url_override_the_bot_connects_where_discord_says(boot, fake_discord):
+    fake_discord.recommended_shards = 1
+    async with boot(discord_gateway_url=None):
+        [session] = [s for s in fake_discord.sessions if s.identified]
+    assert session.shard == (0, 1)

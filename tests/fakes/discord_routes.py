@@ -136,6 +136,7 @@ class DiscordRoutes(DiscordState):
         # GET /gateway/bot: the shard count Discord recommends and IDENTIFYs allowed per 5 s.
         self.recommended_shards = 1
         self.max_concurrency = 1
+        self.advertised_gateway_url: str | None = None  # the URL it names; default: this fake's /gw
 
     @property
     def gateway_url(self) -> str:
@@ -214,8 +215,10 @@ class DiscordRoutes(DiscordState):
         })
 
     async def _get_gateway(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
-        return json_response({"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": {
-            "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": self.max_concurrency}})
+        return json_response({
+            "url": self.advertised_gateway_url or self.gateway_url, "shards": self.recommended_shards,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0,
+                                    "max_concurrency": self.max_concurrency}})
 
     def _command_pool(self, match: re.Match[str]) -> tuple[list[JSON], int | None]:
         if int(match["app"]) != self.app_id:
