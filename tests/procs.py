@@ -6,6 +6,7 @@
             await proc.kill()          # SIGKILL; returns once the fake saw its gateway sessions drop
             await proc.start()         # the same process again (same env, database, instance name)
             await proc.terminate()     # SIGTERM; returns its exit code
+            proc.send_signal(signal.SIGTERM); ...; await proc.wait()   # act while it shuts down
 
 Ready means: every shard of the process's slice has IDENTIFYed on the fake since this start
 (setup_hook, so migrations and the command sync, runs before the first IDENTIFY). The slice is
@@ -31,9 +32,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.config import parse_shard_ids
+from bot.storage.database import Database
 from tests.conftest import POSTGRES_URL, require_postgres
 from tests.fakes.discord_gateway import GatewaySession
 from tests.fakes.fake_discord import FakeDiscord
@@ -139,6 +142,14 @@ class BotProcess:
             await self.kill()
             raise
 
+    def send_signal(self, signum: int) -> None:
+        """Signal the process and return at once (`wait()` for its exit)."""
+        if self._process is None:
+            raise RuntimeError("the bot process was never started")
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signum)
+
     async def kill(self) -> int:
         """SIGKILL (kill -9): nothing runs on its way out. Returns once the fake saw its sessions close."""
         return await self._signal(signal.SIGKILL, timeout=30.0)
@@ -163,14 +174,11 @@ class BotProcess:
         return code
 
     async def _signal(self, signum: int, *, timeout: float) -> int:
-        if self._process is None:
-            raise RuntimeError("the bot process was never started")
-        if self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.send_signal(signum)
+        self.send_signal(signum)
         try:
             return await self.wait(timeout)
         except TimeoutError:
+            assert self._process is not None
             self._process.kill()
             await self._process.wait()
             await self._closed()
@@ -219,21 +227,18 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
     A database rather than a schema: processes are configured by DATABASE_URL alone.
     """
     require_postgres()
-    import asyncpg
-
     name = f"t_procs_{uuid.uuid4().hex[:12]}"
-    url = make_url(POSTGRES_URL)
-    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(admin_dsn)
+
+    async def admin(statement: str) -> None:
+        database = Database(POSTGRES_URL, isolation_level="AUTOCOMMIT")  # CREATE DATABASE needs no transaction
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            async with database.engine.connect() as connection:
+                await connection.execute(text(statement))
         finally:
-            await admin.close()
+            await database.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

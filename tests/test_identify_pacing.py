@@ -32,7 +32,7 @@ def pacer(max_concurrency: int, clock: ManualClock) -> IdentifyPacer:
     return IdentifyPacer(fetch, clock=clock, sleep=clock.sleep)
 
 
-async def test_shards_in_distinct_buckets_identify_at_once_and_a_full_bucket_waits_out_its_window():
+async def test_shards_in_distinct_buckets_identify_at_once_and_a_full_bucket_waits_out_its_window() -> None:
     clock = ManualClock()
     paced = pacer(2, clock)
     for shard in (0, 1, 2, 3):
@@ -40,7 +40,7 @@ async def test_shards_in_distinct_buckets_identify_at_once_and_a_full_bucket_wai
     assert clock.slept == [5.0]  # shard 2 shares shard 0's bucket; shard 3 then finds bucket 1 free
 
 
-async def test_with_the_smallest_limit_each_identify_after_the_first_waits_five_seconds():
+async def test_with_the_smallest_limit_each_identify_after_the_first_waits_five_seconds() -> None:
     clock = ManualClock()
     paced = pacer(1, clock)
     for shard in (0, 1, 2):
@@ -48,7 +48,7 @@ async def test_with_the_smallest_limit_each_identify_after_the_first_waits_five_
     assert clock.slept == [5.0, 5.0]
 
 
-async def test_a_reidentify_long_after_the_last_one_does_not_wait():
+async def test_a_reidentify_long_after_the_last_one_does_not_wait() -> None:
     clock = ManualClock()
     paced = pacer(1, clock)
     await paced.wait(0)
@@ -57,7 +57,7 @@ async def test_a_reidentify_long_after_the_last_one_does_not_wait():
     assert clock.slept == []
 
 
-async def test_an_unreadable_limit_falls_back_to_one_identify_per_five_seconds():
+async def test_an_unreadable_limit_falls_back_to_one_identify_per_five_seconds() -> None:
     clock = ManualClock()
 
     async def broken() -> Limit:

@@ -77,6 +77,24 @@ class Fault:
     remaining: int
 
 
+@dataclass(eq=False)
+class Hold:
+    """Requests that match wait in the fake, unanswered, until `release()` (see `FakeDiscord.hold`)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    let_through: int
+    held: list[RecordedRequest]
+    _released: asyncio.Event
+    _process: bool = True
+
+    def release(self, *, process: bool = True) -> None:
+        """Answer the held requests: handled as usual, or (`process=False`) refused with a 503 as if
+        they never reached Discord. Later matches are no longer held."""
+        self._process = process
+        self._released.set()
+
+
 class FakeDiscord(DiscordRoutes):
     """The server plus the world. Start with `async with FakeDiscord() as fake:` (or start/close)."""
 
@@ -88,6 +106,7 @@ class FakeDiscord(DiscordRoutes):
         self.unhandled: list[RecordedRequest] = []
         self.internal_errors: list[Exception] = []  # bugs in the fake itself; tests may assert it stays empty
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.default_user: User | None = None
         self.default_channel: Channel | None = None
         self.port = 0
@@ -158,6 +177,32 @@ class FakeDiscord(DiscordRoutes):
             headers = {"Via": "1.1 google"} if status == 429 else {}
         self.faults.append(Fault(method.upper(), re.compile(path_regex), status, json_body,
                                  dict(headers), times))
+
+    def hold(self, method: str, path_regex: str, *, after: int = 0) -> Hold:
+        """Hold matching REST requests (after letting `after` of them through) until released.
+
+        For crash tests: `hold = fake.hold("POST", r"^/webhooks/", after=2)`, wait for
+        `hold.held`, kill the bot, then `hold.release(process=False)` (the post never landed) or
+        `hold.release()` (it landed, and the bot died before it heard so).
+        """
+        hold = Hold(method.upper(), re.compile(path_regex), after, [], asyncio.Event())
+        self.holds.append(hold)
+        return hold
+
+    async def _wait_if_held(self, record: RecordedRequest) -> bool:
+        """False when a hold refuses this request."""
+        for hold in self.holds:
+            if hold._released.is_set() or hold.method not in ("*", record.method) \
+                    or not hold.pattern.search(record.path):
+                continue
+            if hold.let_through > 0:
+                hold.let_through -= 1
+                return True
+            hold.held.append(record)
+            self._notify()
+            await hold._released.wait()
+            return hold._process
+        return True
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -329,6 +374,8 @@ class FakeDiscord(DiscordRoutes):
         return response
 
     async def _route(self, record: RecordedRequest) -> web.StreamResponse:
+        if not await self._wait_if_held(record):
+            return json_response({"message": "503: held request dropped by test", "code": 0}, 503)
         fault = self._take_fault(record.method, record.path)
         if fault is not None:
             return json_response(fault.body, fault.status, fault.headers)

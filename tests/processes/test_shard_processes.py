@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import AsyncIterator
 
@@ -131,3 +132,20 @@ async def test_a_process_that_cannot_start_raises_with_its_log(fake_discord: Sta
     with pytest.raises(BotExited, match="SHARD_IDS is invalid"):
         async with proc:
             pass
+
+
+async def test_sigterm_lets_the_running_job_finish_before_the_process_exits(
+        fake_discord: StandardDiscord, relay: FakeRelay) -> None:
+    relay.hold = asyncio.Event()
+    async with BotProcess(fake_discord, relay) as proc:
+        interaction = await fake_discord.slash("imagine", {"prompt": "finish me"})
+        await fake_discord.wait_for(lambda: relay.requests, 30, what="the job at the relay")
+        proc.send_signal(signal.SIGTERM)
+        await fake_discord.wait_for(lambda: "SIGTERM" in proc.log(), 30, what="the bot to log the SIGTERM")
+        assert proc.running
+        relay.hold.set()
+        code = await proc.wait(30)
+        summary = await finished(interaction)
+
+    assert code == 0 and summary.startswith("✅")
+    assert [m for m in interaction.messages if m.files]
