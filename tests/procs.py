@@ -13,6 +13,7 @@ Ready means: every shard of the process's slice has IDENTIFYed on the fake since
 SHARD_IDS of SHARD_COUNT, else every shard of SHARD_COUNT, else `discord.recommended_shards`.
 Two processes started at once must run different slices, or their sessions could be confused.
 
+`started_together(a, b)` starts several at once and closes them all at the end.
 Each start appends the process's stdout and stderr to `proc.log_path`; a process that exits
 while starting raises `BotExited` with the log's tail. `fresh_postgres_database()` gives a
 test its own PostgreSQL database, which every process of the test can share by URL.
@@ -209,7 +210,8 @@ class BotProcess:
 
     async def __aenter__(self) -> Self:
         try:
-            await self.start()
+            if not self.running:
+                await self.start()
         except BaseException:
             await self.close()
             raise
@@ -218,6 +220,20 @@ class BotProcess:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+
+@contextlib.asynccontextmanager
+async def started_together(*processes: BotProcess) -> AsyncIterator[tuple[BotProcess, ...]]:
+    """Start every process at once (as `docker compose up` does) and close them all afterwards."""
+    try:
+        outcomes = await asyncio.gather(*(p.start() for p in processes), return_exceptions=True)
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failed:
+            raise failed[0]
+        yield processes
+    finally:
+        for process in processes:
+            await process.close()
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,7 @@ from bot.storage.tables import jobs as jobs_table
 from tests.fakes.discord_state import Channel, FakeInteraction, Guild
 from tests.fakes.fake_relay import FakeRelay
 from tests.harness import StandardDiscord, running_fake
-from tests.procs import BotProcess, fresh_postgres_database
+from tests.procs import BotProcess, fresh_postgres_database, started_together
 
 
 @pytest.fixture
@@ -81,7 +81,8 @@ async def test_two_shard_processes_on_one_postgresql_each_answer_the_guilds_of_t
     async with fresh_postgres_database() as url:
         shard0 = BotProcess(fake_discord, relay, database_url=url, env={"SHARD_COUNT": "2", "SHARD_IDS": "0"})
         shard1 = BotProcess(fake_discord, relay, database_url=url, env={"SHARD_COUNT": "2", "SHARD_IDS": "1"})
-        async with shard0, shard1:
+        # Started together, as `docker compose up` does: one migrates, the other waits its turn.
+        async with started_together(shard0, shard1):
             relay.hold = asyncio.Event()
             on_first = await fake_discord.slash("imagine", {"prompt": "a lighthouse"}, channel=first_channel)
             on_second = await fake_discord.slash("imagine", {"prompt": "a harbour"}, channel=second_channel)
