@@ -11,7 +11,9 @@
 Ready means: every shard of the process's slice has IDENTIFYed on the fake since this start
 (setup_hook, so migrations and the command sync, runs before the first IDENTIFY). The slice is
 SHARD_IDS of SHARD_COUNT, else every shard of SHARD_COUNT, else `discord.recommended_shards`.
-Two processes started at once must run different slices, or their sessions could be confused.
+Two processes started at once must run different slices, or their sessions could be confused;
+processes sharing a database need different SHARD_IDS or INSTANCE_NAMEs (the default instance
+name is the host's, plus `-shards-<ids>`), else each takes the other's leases for its own.
 
 `started_together(a, b)` starts several at once and closes them all at the end.
 Each start appends the process's stdout and stderr to `proc.log_path`; a process that exits
