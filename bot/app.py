@@ -22,6 +22,7 @@ from bot.core.quota import Period, QuotaService, QuotaStatus
 from bot.core.relay.client import SeedreamClient
 from bot.discord_ui.deliveries import InteractionDelivery, MessageDelivery
 from bot.discord_ui.endpoints import apply_discord_endpoints
+from bot.discord_ui.identify_pacing import IdentifyPacer
 from bot.discord_ui.rendering import quota_note
 from bot.discord_ui.restore import DiscordRestorer, delivery_target
 from bot.discord_ui.translator import CatalogTranslator
@@ -37,8 +38,12 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.imagine", "cogs.prefer", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results", "cogs.show")
 
 
-class SeedreamBot(commands.Bot):
-    """Owns the long-lived services; cogs reach them through the bot."""
+class SeedreamBot(commands.AutoShardedBot):
+    """Owns the long-lived services; cogs reach them through the bot.
+
+    Sharded: connects `SHARD_IDS` of `SHARD_COUNT` gateway shards (default: all of Discord's
+    recommended count); REST, and so any job's delivery, works from any process.
+    """
 
     http_session: aiohttp.ClientSession
     database: Database
@@ -63,11 +68,29 @@ class SeedreamBot(commands.Bot):
             tree_cls=SeedreamTree,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            shard_count=settings.shard_count,
+            # None (every shard) is what discord.py defaults to; its stubs only spell the list.
+            shard_ids=list(settings.shard_slice) if settings.shard_slice is not None else None,  # type: ignore[arg-type]
         )
         self.settings = settings
         self._stopping: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
+        self._identify_pacer = IdentifyPacer(self.fetch_session_start_limits)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """IDENTIFY as fast as Discord's session start limit allows (not a flat 5 s per shard)."""
+        await self._identify_pacer.wait(shard_id)
+
+    async def launch_shards(self) -> None:
+        """Take the recommended shard count from Discord but keep a `DISCORD_GATEWAY_URL` override.
+
+        discord.py would connect to the URL `GET /gateway/bot` names whenever it asks it for the
+        count, bypassing a gateway proxy.
+        """
+        if self.shard_count is None and self.settings.discord_gateway_url:
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
+        await super().launch_shards()
 
     async def setup_hook(self) -> None:
         settings = self.settings

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import re
 import socket
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.core.relay.urls import HostPort, parse_hosts
@@ -73,6 +75,10 @@ class Settings(BaseSettings):
     # The name this process's job leases carry; a restart under the same name takes over its own
     # earlier jobs at once. Default: the host name (give each process sharing a database its own).
     instance_name: str | None = Field(default=None, min_length=1, max_length=120)
+    # Gateway shards: the total (default: Discord's recommended count, all in this process) and
+    # the slice this process connects ("0,1", "0-3", "0,2-3"; default: all of them).
+    shard_count: int | None = Field(default=None, ge=1, le=100_000)
+    shard_ids: str | None = None
     job_lease_seconds: float = Field(default=30.0, ge=3, le=3600)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
     # Relay calls a job may make in all: one interrupted mid-generation is generated again once.
@@ -86,6 +92,25 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shard_slice(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if "shard_count" not in info.data:  # SHARD_COUNT itself is invalid and reported as such
+            return value
+        count = info.data["shard_count"]
+        if count is None:
+            raise ValueError("needs SHARD_COUNT (the total number of shards) to be set as well")
+        return format_shard_ids(parse_shard_ids(value, count))
+
+    @property
+    def shard_slice(self) -> tuple[int, ...] | None:
+        """`SHARD_IDS`, parsed (None: every shard)."""
+        if self.shard_ids is None or self.shard_count is None:
+            return None
+        return parse_shard_ids(self.shard_ids, self.shard_count)
 
     @field_validator("result_url_hosts")
     @classmethod
@@ -132,9 +157,59 @@ class Settings(BaseSettings):
         return value
 
 
+_SHARD_PART = re.compile(r"(?P<first>\d{1,6})(?:\s*-\s*(?P<last>\d{1,6}))?")
+
+
+def parse_shard_ids(text: str, shard_count: int) -> tuple[int, ...]:
+    """`SHARD_IDS` ("0,1", "0-3", "0,2-3") as sorted shard ids, each below `shard_count`.
+
+    Raises ValueError with a message fit for an operator (it names the offending part).
+    """
+    ids: set[int] = set()
+    for part in (piece.strip() for piece in text.split(",")):
+        match = _SHARD_PART.fullmatch(part)
+        if match is None:
+            raise ValueError(f"{part!r} is not a shard id or a range like 0-3")
+        first = int(match["first"])
+        last = int(match["last"]) if match["last"] is not None else first
+        if last < first:
+            raise ValueError(f"range {part!r} runs backwards")
+        if last >= shard_count:
+            raise ValueError(f"shard {last} is out of range: SHARD_COUNT={shard_count} allows 0-{shard_count - 1}")
+        span = set(range(first, last + 1))
+        if span & ids:
+            raise ValueError(f"shard {min(span & ids)} is listed twice")
+        ids |= span
+    return tuple(sorted(ids))
+
+
+def format_shard_ids(ids: tuple[int, ...]) -> str:
+    """The canonical form of a slice: ascending, runs as ranges (`0-3,5`)."""
+    runs: list[list[int]] = []
+    for shard in ids:
+        if runs and shard == runs[-1][1] + 1:
+            runs[-1][1] = shard
+        else:
+            runs.append([shard, shard])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def instance_name(settings: Settings) -> str:
-    """This process's stable name for job leases (see `INSTANCE_NAME`)."""
-    return settings.instance_name or socket.gethostname()[:120] or "local"
+    """This process's stable name for job leases (see `INSTANCE_NAME`).
+
+    Default: the host name, plus `-shards-<ids>` when `SHARD_IDS` is set, so two shard
+    processes on one host lease under different names and each restart keeps its own.
+    """
+    if settings.instance_name:
+        return settings.instance_name
+    host = socket.gethostname() or "local"
+    if settings.shard_ids is None:
+        return host[:120]
+    ids = settings.shard_ids
+    if len(ids) > 60:  # a long scattered slice: a stable digest keeps the name within 120
+        ids = hashlib.sha256(ids.encode()).hexdigest()[:16]
+    suffix = f"-shards-{ids}"
+    return host[: 120 - len(suffix)] + suffix
 
 
 SettingsT = TypeVar("SettingsT", bound=Settings)

@@ -59,7 +59,8 @@ UNAVAILABLE = tr("Result buttons are not available right now. Please try again i
 async def _actions(interaction: discord.Interaction[Any]) -> ResultActions | None:
     """The Results cog, or None (after answering the member) when it is not loaded."""
     client = interaction.client
-    cog = client.get_cog(RESULTS_COG) if isinstance(client, commands.Bot) else None
+    # AutoShardedBot is no commands.Bot subclass: both share BotBase, which owns the cogs.
+    cog = client.get_cog(RESULTS_COG) if isinstance(client, commands.bot.BotBase) else None
     if isinstance(cog, ResultActions):
         return cog
     await interaction.response.send_message(UNAVAILABLE.render(member_locale(interaction)), ephemeral=True)

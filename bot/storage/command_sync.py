@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.core.clock import utcnow
 from bot.storage.database import Database
@@ -20,7 +22,13 @@ class CommandSyncStore:
             return result.scalar_one_or_none()
 
     async def remember(self, scope: str, payload_hash: str) -> None:
+        """Upsert: processes starting together may both sync, and both record it."""
+        values = {"scope": scope, "payload_hash": payload_hash, "synced_at": utcnow()}
+        replace = {"payload_hash": payload_hash, "synced_at": values["synced_at"]}
         async with self._database.transaction() as connection:
-            await connection.execute(sa.delete(command_sync).where(command_sync.c.scope == scope))
-            await connection.execute(sa.insert(command_sync).values(
-                scope=scope, payload_hash=payload_hash, synced_at=utcnow()))
+            if connection.dialect.name == "sqlite":
+                await connection.execute(sqlite_insert(command_sync).values(**values).on_conflict_do_update(
+                    index_elements=[command_sync.c.scope], set_=replace))
+            else:
+                await connection.execute(pg_insert(command_sync).values(**values).on_conflict_do_update(
+                    index_elements=[command_sync.c.scope], set_=replace))

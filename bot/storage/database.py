@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x5EED_0001  # pg_advisory_xact_lock key serialising schema upgrades
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -89,11 +90,18 @@ class Database:
         config = migration_config()
 
         def upgrade(connection: Connection) -> None:
+            if connection.dialect.name == "postgresql":
+                # Processes starting together on one database take turns: the first migrates,
+                # the others then find the schema at head (held until this transaction ends).
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 
-        async with self.engine.begin() as connection:
-            await connection.run_sync(upgrade)
+        async with self.engine.connect() as connection:
+            # SQLite: the write lock up front, so a second process waits instead of racing.
+            connection = await connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            async with connection.begin():
+                await connection.run_sync(upgrade)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -3,6 +3,11 @@
 discord.py accepts plain TEXT frames even when it asked for zlib-stream; with
 `compress=True` the session sends binary frames from one zlib stream per connection, the
 way Discord does (gateway.mdx "zlib-stream").
+
+Sharding (gateway.mdx "Sharding"): an IDENTIFY with `"shard": [id, count]` makes the session
+one shard; it then hears only of guilds with `(guild_id >> 22) % count == id`, and of DMs
+when it is shard 0. A session that names no shard is the single shard of a small bot and
+hears of everything.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ HEARTBEAT_INTERVAL_MS = 41_250
 _session_numbers = itertools.count(1)
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that owns a guild (gateway.mdx "Sharding Formula")."""
+    return (guild_id >> 22) % shard_count
+
+
 class GatewaySession:
     """A bot's websocket connection; `send` only enqueues, so callers never await the socket."""
 
@@ -39,6 +49,8 @@ class GatewaySession:
         self.identify: JSON | None = None
         self.seq = 0
         self.closed = False
+        self.shard: tuple[int, int] | None = None  # (shard_id, shard_count) from IDENTIFY
+        self.dispatched: list[tuple[str, JSON]] = []  # every event sent, oldest first
         self._outbox: asyncio.Queue[JSON] = asyncio.Queue()
         self._zlib = zlib.compressobj() if compress else None
         self._writer = asyncio.create_task(self._write())
@@ -57,7 +69,21 @@ class GatewaySession:
 
     def dispatch(self, event: str, data: JSON) -> None:
         self.seq += 1
+        self.dispatched.append((event, data))
         self.send({"op": 0, "t": event, "s": self.seq, "d": data})
+
+    @property
+    def shard_id(self) -> int:
+        return self.shard[0] if self.shard is not None else 0
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this session's shard receives the events of `guild_id` (None: DMs, shard 0)."""
+        if self.shard is None:
+            return True
+        shard_id, shard_count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return shard_of(guild_id, shard_count) == shard_id
 
     def has_intent(self, bit: int) -> bool:
         return bool((self.intents or 0) & bit)
@@ -86,14 +112,21 @@ class GatewaySession:
 
 
 def ready_events(state: DiscordState, session: GatewaySession, host: str) -> list[tuple[str, JSON]]:
-    """READY (guilds listed as unavailable) and one GUILD_CREATE per guild, as Discord sends them."""
-    events: list[tuple[str, JSON]] = [("READY", {
+    """READY (guilds listed as unavailable) and one GUILD_CREATE per guild, as Discord sends them.
+
+    A shard's session hears only of the guilds on its shard.
+    """
+    guilds = [g for g in state.guilds.values() if session.owns(g.id)]
+    ready: JSON = {
         "v": 10, "user": {**state.bot_user.payload(), "verified": True, "mfa_enabled": False},
-        "guilds": [{"id": str(g), "unavailable": True} for g in state.guilds],
+        "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
         "session_id": session.id, "session_type": "normal", "resume_gateway_url": f"ws://{host}/gw",
         "application": {"id": str(state.app_id), "flags": 0}, "private_channels": [], "relationships": [],
-    })]
-    for guild in state.guilds.values():
+    }
+    if session.shard is not None:
+        ready["shard"] = list(session.shard)
+    events: list[tuple[str, JSON]] = [("READY", ready)]
+    for guild in guilds:
         # Without the GUILD_MEMBERS intent Discord only includes the bot's own member.
         members = [m for m in guild.members.values()
                    if session.has_intent(INTENT_GUILD_MEMBERS) or m.user is state.bot_user]
@@ -112,6 +145,8 @@ def message_event(state: DiscordState, session: GatewaySession, message: StoredM
     """The MESSAGE_CREATE/UPDATE body this session may see, or None if its intents exclude it."""
     channel = state.channels.get(message.channel_id)
     is_dm = channel is not None and channel.is_dm
+    if not session.owns(message.guild_id):
+        return None
     if message.ephemeral or not session.has_intent(INTENT_DIRECT_MESSAGES if is_dm else INTENT_GUILD_MESSAGES):
         return None
 

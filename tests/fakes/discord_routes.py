@@ -136,6 +136,10 @@ class DiscordRoutes(DiscordState):
         self.ack_deadline = 3.0
         self.token_lifetime = timedelta(minutes=15)
         self.sessions: list[GatewaySession] = []
+        # GET /gateway/bot: the shard count Discord recommends and IDENTIFYs allowed per 5 s.
+        self.recommended_shards = 1
+        self.max_concurrency = 1
+        self.advertised_gateway_url: str | None = None  # the URL it names; default: this fake's /gw
 
     @property
     def gateway_url(self) -> str:
@@ -179,6 +183,10 @@ class DiscordRoutes(DiscordState):
 
     def _live_sessions(self) -> list[GatewaySession]:
         return [s for s in self.sessions if s.identified]
+
+    def sessions_for(self, guild_id: int | None) -> list[GatewaySession]:
+        """Identified sessions whose shard receives the events of `guild_id` (None: DMs)."""
+        return [s for s in self._live_sessions() if s.owns(guild_id)]
 
     def _message_to_gateway(self, message: StoredMessage, event: str = "MESSAGE_CREATE") -> None:
         for session in self._live_sessions():
@@ -227,8 +235,10 @@ class DiscordRoutes(DiscordState):
         } for g in guilds[:limit]])
 
     async def _get_gateway(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
-        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": {
-            "total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})
+        return json_response({
+            "url": self.advertised_gateway_url or self.gateway_url, "shards": self.recommended_shards,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0,
+                                    "max_concurrency": self.max_concurrency}})
 
     def _command_pool(self, match: re.Match[str]) -> tuple[list[JSON], int | None]:
         if int(match["app"]) != self.app_id:
@@ -498,7 +508,7 @@ class DiscordRoutes(DiscordState):
 
     def _delete(self, message: StoredMessage) -> None:
         message.deleted = True
-        for session in self._live_sessions():
+        for session in self.sessions_for(message.guild_id):
             if not message.ephemeral:
                 session.dispatch("MESSAGE_DELETE", {"id": str(message.id), "channel_id": str(message.channel_id),
                                                     **({"guild_id": str(message.guild_id)}

@@ -108,9 +108,12 @@ class Snowflakes:
         self._clock = clock
         self._increment = itertools.count(1)
 
-    def next(self, at: datetime | None = None) -> int:
+    def next(self, at: datetime | None = None, *, shard: tuple[int, int] | None = None) -> int:
+        """A new id; with `shard=(id, count)`, a guild id on that shard (up to count-1 ms ahead)."""
         moment = at or self._clock.now()
         millis = int(moment.timestamp() * 1000) - DISCORD_EPOCH_MS
+        if shard is not None:
+            millis += (shard[0] - millis) % shard[1]
         return (millis << 22) | (next(self._increment) & 0xFFF)
 
 
@@ -587,9 +590,12 @@ class DiscordState:
 
     def add_guild(self, name: str, *, premium_tier: int = 0, owner: User | None = None,
                   everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
-                  bot_permissions: int = BOT_ROLE_PERMISSIONS) -> Guild:
-        """A guild with @everyone, the bot's managed role, and the bot as a member."""
-        guild_id = self.snowflakes.next()
+                  bot_permissions: int = BOT_ROLE_PERMISSIONS, shard: tuple[int, int] | None = None) -> Guild:
+        """A guild with @everyone, the bot's managed role, and the bot as a member.
+
+        `shard=(id, count)` picks an id that gateway shard `id` of `count` owns.
+        """
+        guild_id = self.snowflakes.next(shard=shard)
         owner_id = owner.id if owner else self.snowflakes.next()
         guild = Guild(guild_id, name, owner_id, premium_tier)
         guild.roles[guild_id] = Role(guild_id, "@everyone", everyone_permissions)

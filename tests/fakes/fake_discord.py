@@ -78,6 +78,24 @@ class Fault:
     after_effect: bool = False  # the request takes effect, then its answer is lost (this error instead)
 
 
+@dataclass(eq=False)
+class Hold:
+    """Requests that match wait in the fake, unanswered, until `release()` (see `FakeDiscord.hold`)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    let_through: int
+    held: list[RecordedRequest]
+    _released: asyncio.Event
+    _process: bool = True
+
+    def release(self, *, process: bool = True) -> None:
+        """Answer the held requests: handled as usual, or (`process=False`) refused with a 503 as if
+        they never reached Discord. Later matches are no longer held."""
+        self._process = process
+        self._released.set()
+
+
 class FakeDiscord(DiscordRoutes):
     """The server plus the world. Start with `async with FakeDiscord() as fake:` (or start/close)."""
 
@@ -89,6 +107,7 @@ class FakeDiscord(DiscordRoutes):
         self.unhandled: list[RecordedRequest] = []
         self.internal_errors: list[Exception] = []  # bugs in the fake itself; tests may assert it stays empty
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.default_user: User | None = None
         self.default_channel: Channel | None = None
         self.port = 0
@@ -162,6 +181,32 @@ class FakeDiscord(DiscordRoutes):
             headers = {"Via": "1.1 google"} if status == 429 else {}
         self.faults.append(Fault(method.upper(), re.compile(path_regex), status, json_body,
                                  dict(headers), times, after_effect))
+
+    def hold(self, method: str, path_regex: str, *, after: int = 0) -> Hold:
+        """Hold matching REST requests (after letting `after` of them through) until released.
+
+        For crash tests: `hold = fake.hold("POST", r"^/webhooks/", after=2)`, wait for
+        `hold.held`, kill the bot, then `hold.release(process=False)` (the post never landed) or
+        `hold.release()` (it landed, and the bot died before it heard so).
+        """
+        hold = Hold(method.upper(), re.compile(path_regex), after, [], asyncio.Event())
+        self.holds.append(hold)
+        return hold
+
+    async def _wait_if_held(self, record: RecordedRequest) -> bool:
+        """False when a hold refuses this request."""
+        for hold in self.holds:
+            if hold._released.is_set() or hold.method not in ("*", record.method) \
+                    or not hold.pattern.search(record.path):
+                continue
+            if hold.let_through > 0:
+                hold.let_through -= 1
+                return True
+            hold.held.append(record)
+            self._notify()
+            await hold._released.wait()
+            return hold._process
+        return True
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -249,6 +294,13 @@ class FakeDiscord(DiscordRoutes):
             if intents & PRIVILEGED_INTENTS & ~self.portal_intents:
                 await session.close(4014, "Disallowed intent(s).")
                 return
+            shard = data.get("shard")
+            if shard is not None:
+                shard_id, shard_count = (int(x) for x in shard)
+                if not 0 <= shard_id < shard_count:
+                    await session.close(4010, "Invalid shard.")
+                    return
+                session.shard = (shard_id, shard_count)
             session.identify, session.intents = data, intents
             for event, payload in ready_events(self, session, host):
                 session.dispatch(event, payload)
@@ -262,12 +314,31 @@ class FakeDiscord(DiscordRoutes):
                     "guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
                     "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce")})
 
-    async def wait_until_connected(self, timeout: float = 10.0) -> list[GatewaySession]:
-        return await self.wait_for(self._live_sessions, timeout, what="a bot to IDENTIFY on the gateway")
+    async def wait_until_connected(self, timeout: float = 10.0, *,
+                                   guild: Guild | int | None = None) -> list[GatewaySession]:
+        """Identified sessions; with `guild`, those whose shard owns it (waits for one at least)."""
+        if guild is None:
+            return await self.wait_for(self._live_sessions, timeout, what="a bot to IDENTIFY on the gateway")
+        guild_id = entity_id(guild)
+        return await self.wait_for(lambda: self.sessions_for(guild_id), timeout,
+                                   what=f"a bot to IDENTIFY on the shard of guild {guild_id}")
+
+    async def wait_for_shards(self, shard_ids: Iterable[int], shard_count: int, *, after: int = 0,
+                              timeout: float = 10.0) -> list[GatewaySession]:
+        """Live sessions identified as each of `shard_ids` of `shard_count`, among `sessions[after:]`."""
+        wanted = sorted(shard_ids)
+
+        def found() -> list[GatewaySession] | None:
+            live = {s.shard: s for s in self.sessions[after:] if s.identified and s.shard is not None}
+            sessions = [live.get((shard, shard_count)) for shard in wanted]
+            return [s for s in sessions if s is not None] if all(sessions) else None
+
+        return await self.wait_for(found, timeout, what=f"shards {wanted} of {shard_count} to IDENTIFY")
 
     async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a raw gateway event to every identified connection."""
-        for session in await self.wait_until_connected():
+        """Send a raw gateway event to every identified connection (with a `guild_id`: its shard's)."""
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        for session in await self.wait_until_connected(guild=guild_id):
             session.dispatch(event, data)
 
     # -- REST plumbing --------------------------------------------------------------------------
@@ -307,6 +378,8 @@ class FakeDiscord(DiscordRoutes):
         return response
 
     async def _route(self, record: RecordedRequest) -> web.StreamResponse:
+        if not await self._wait_if_held(record):
+            return json_response({"message": "503: held request dropped by test", "code": 0}, 503)
         fault = self._take_fault(record.method, record.path)
         if fault is not None and not fault.after_effect:
             return json_response(fault.body, fault.status, fault.headers)
@@ -355,7 +428,10 @@ class FakeDiscord(DiscordRoutes):
         return user
 
     async def _send_interaction(self, envelope: Envelope, kind: int) -> FakeInteraction:
-        sessions = await self.wait_until_connected()
+        """Over the gateway to the session(s) of the shard that owns the guild (DMs: shard 0)."""
+        guild_id = envelope.guild_id
+        sessions = (await self.wait_until_connected(guild=guild_id) if guild_id is not None
+                    else await self.wait_for(lambda: self.sessions_for(None), what="shard 0 to IDENTIFY"))
         payload = {**envelope.payload, "type": kind}
         interaction = FakeInteraction(
             int(payload["id"]), str(payload["token"]), kind, envelope.name, payload, envelope.user,
@@ -452,5 +528,5 @@ class FakeDiscord(DiscordRoutes):
         allowed = None if reply_ping else {"parse": ["users", "roles"], "replied_user": False}
         message.mentions, message.mention_role_ids = self.resolve_mentions(content, allowed, reply_to, sender)
         message.mentions += [u for u in mentions if u not in message.mentions]
-        await self.wait_until_connected()
+        await self.wait_until_connected(guild=guild)
         return self._publish(message)

@@ -139,7 +139,8 @@ class FakeRelay:
         self.served_by_request: list[list[bytes]] = []
         self.image_factory: ImageFactory = solid_jpeg
         self.latency = 0.0
-        # Hold each stream after this many images until `release` is set (None: never hold).
+        # Hold each generation after this many images until `release` is set (None: never hold):
+        # a job held mid-generation, e.g. to stop or kill its process there.
         self.hold_after: int | None = None
         self.release = asyncio.Event()
         self.holding = asyncio.Event()  # set while a stream is held
