@@ -87,6 +87,7 @@ class JobRecord:
     # token (a credential): never in a repr, a log or a message.
     delivery: Mapping[str, Any] | None = field(default=None, repr=False)
     relay_slots: int = 1
+    announced: bool = True
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -112,6 +113,7 @@ class JobRecord:
             attempts=row["attempts"],
             delivery=row.get("delivery"),
             relay_slots=row.get("relay_slots") or 1,
+            announced=bool(row.get("announced", True)),
         )
 
 
@@ -201,6 +203,7 @@ class JobStore:
                 "attempts": 0,
                 "delivery": dict(delivery) if delivery is not None else None,
                 "relay_slots": max(1, relay_slots),
+                "announced": False,
             }
             try:
                 async with self._db.join(conn) as joined:
@@ -443,18 +446,33 @@ class JobStore:
 
         The job's `dedupe_key` is released: a key only guards against a second job while the
         first is active (a double click), so the same button works again once it has finished.
-        Its kept results and its delivery record (which may hold a token) are dropped.
+        Its kept results are dropped; its delivery record (which may hold a token) and its lease
+        stay until `announced`, so a crash before the requester is told leaves that to the next start.
         """
         if not JobState(state).finished:
             raise ValueError(f"finish() takes a final state, not {state!r}")
         async with self._db.join(conn) as joined:
             changed = await self._transition(
                 job_id, UNFINISHED, joined, state=JobState(state).value, error=error, finished_at=self._clock(),
-                dedupe_key=None, lease_owner=None, lease_expires_at=None, delivery=None,
+                dedupe_key=None,
             )
             if changed:
                 await joined.execute(job_results.delete().where(job_results.c.job_id == job_id))
         return changed
+
+    async def announced(self, job_id: str) -> None:
+        """The requester was told how the job ended: drop its delivery record and lease."""
+        async with self._db.transaction() as conn:
+            await conn.execute(jobs.update().where(jobs.c.id == job_id).values(
+                announced=True, delivery=None, lease_owner=None, lease_expires_at=None))
+
+    async def unannounced(self, *, own: bool) -> list[JobRecord]:
+        """Finished jobs whose requester was not told, of processes that stopped (or, with `own`,
+        of this instance's earlier run): a crash came between the end and the telling."""
+        orphaned = sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < self._clock())
+        if own:
+            orphaned = sa.or_(orphaned, jobs.c.lease_owner == self._owner)
+        return await self._select(jobs.c.announced.is_(False), jobs.c.state.notin_(UNFINISHED), orphaned)
 
     async def _transition(
         self, job_id: str, from_states: tuple[str, ...], conn: AsyncConnection | None = None, **values: Any

@@ -71,6 +71,9 @@ jobs = sa.Table(
     # credential, never logged) and how many relay calls the job holds while it runs.
     sa.Column("delivery", sa.JSON, nullable=True),
     sa.Column("relay_slots", sa.Integer, nullable=False, server_default="1"),
+    # False from the job's end until its requester was told (the reply edited): a crash in
+    # between leaves the telling to the next start.
+    sa.Column("announced", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Index("ix_jobs_state_created", "state", "created_at"),
 )
 

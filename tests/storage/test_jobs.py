@@ -151,14 +151,17 @@ async def test_results_are_kept_until_the_job_ends(database: Database) -> None:
     assert await store.results(job.id) == []
 
 
-async def test_the_delivery_record_is_kept_out_of_reprs_and_dropped_at_the_end(database: Database) -> None:
+async def test_the_delivery_record_is_kept_out_of_reprs_and_dropped_once_the_requester_is_told(database: Database) -> None:
     store = JobStore(database)
     job = await create(store, delivery={"via": "interaction", "token": "secret-token"})
     stored = await store.get(job.id)
     assert stored.delivery == {"via": "interaction", "token": "secret-token"}
     assert "secret-token" not in repr(stored)
     await store.finish(job.id, JobState.DELIVERED)
+    assert [unannounced.id for unannounced in await store.unannounced(own=True)] == [job.id]
+    await store.announced(job.id)  # the requester was told: nothing left to deliver
     assert (await store.get(job.id)).delivery is None
+    assert await store.unannounced(own=True) == []
 
 
 async def test_unfinished_lists_queued_and_running_jobs_oldest_first(database: Database) -> None:
@@ -259,6 +262,7 @@ async def test_abandoned_jobs_are_queued_again_when_their_lease_ran_out_or_this_
 
     assert await claim(theirs) == [own_job.id, their_job.id]
     await theirs.finish(their_job.id, JobState.DELIVERED)
+    await theirs.announced(their_job.id)
     finished = await theirs.get(their_job.id)
     assert finished is not None and finished.lease_owner is None and finished.lease_expires_at is None
 

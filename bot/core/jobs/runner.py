@@ -285,6 +285,7 @@ class JobRunner:
             ours = await self._store.finish(job.id, JobState.FAILED, str(error.user_message), conn=conn)
             if ours and self._quota is not None:
                 await self._quota.release(job.id, "could not be resumed", conn=conn)
+        await self._store.announced(job.id)  # there is nowhere to tell
         return JobOutcome(dataclasses.replace(job, state=JobState.FAILED), 0, [], 0.0, error)
 
     # --- one job ----------------------------------------------------------------------------
@@ -378,8 +379,37 @@ class JobRunner:
             job, state=state, error=message, result_message_ids=sender.message_ids, images=sender.images
         )
         outcome = JobOutcome(final, delivered, failures, time.monotonic() - started, error, sender.lost)
-        await _quietly(target.finished(outcome))
+        await self._announce(target, outcome)
         return outcome
+
+    async def _announce(self, target: DeliveryTarget, outcome: JobOutcome) -> None:
+        """Tell the requester how the job ended, then note that they were told."""
+        try:
+            await target.finished(outcome)
+        except Exception:  # the next start tries again (`announce_unannounced`)
+            log.warning("job %s: could not tell its requester how it ended", outcome.job.id, exc_info=True)
+            return
+        await self._completed(self._store.announced(outcome.job.id))
+
+    async def announce_unannounced(self, *, own: bool) -> int:
+        """Tell the requesters of jobs that ended without their being told (a crash came between);
+        returns how many were told."""
+        if self._restorer is None:
+            return 0
+        told = 0
+        for job in await self._store.unannounced(own=own):
+            error = UserFacingError(job.error) if job.error else None
+            elapsed = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else 0.0
+            outcome = JobOutcome(job, len(job.images), [], elapsed, error)
+            try:
+                target = self._restorer.target(job)
+            except Exception:
+                log.exception("job %s: its delivery could not be restored", job.id)
+                await self._store.announced(job.id)
+                continue
+            await self._announce(target, outcome)
+            told += 1
+        return told
 
     async def _finish(self, job_id: str, state: JobState, message: str | None, delivered: int) -> None:
         async with self._store.transaction() as conn:  # the job's end and its charge, together

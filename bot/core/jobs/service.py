@@ -88,6 +88,7 @@ class JobService:
         the lease, so a second process never takes the jobs a live one is running.
         """
         requeued = await self._store.requeue_abandoned(own=own)
+        await self._runner.announce_unannounced(own=own)
         if own:  # at start; later, the bot's expire_reservations loop does this every 5 minutes
             await self._quota.settle_expired()
         if requeued:

@@ -19,6 +19,7 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("delivery", sa.JSON, nullable=True))
         batch.add_column(sa.Column("relay_slots", sa.Integer, nullable=False, server_default="1"))
+        batch.add_column(sa.Column("announced", sa.Boolean, nullable=False, server_default=sa.true()))
     op.create_index("ix_jobs_state_created", "jobs", ["state", "created_at"])
     op.create_table(
         "job_results",
@@ -45,5 +46,6 @@ def downgrade() -> None:
     op.drop_table("job_results")
     op.drop_index("ix_jobs_state_created", "jobs")
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("announced")
         batch.drop_column("relay_slots")
         batch.drop_column("delivery")

@@ -1,0 +1,204 @@
+"""kill -9 at each stage of a job: after the restart every job is delivered exactly once, the
+ledger charges exactly the images delivered, and the member's reply tells one story.
+
+The bot is a real `python -m bot` subprocess (tests/procs.py) on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from bot.core.jobs.naming import image_index
+from bot.core.quota import QuotaService
+from bot.storage.database import Database
+from bot.storage.jobs import JobRecord, JobStore
+from tests.fakes.discord_state import FakeInteraction
+from tests.fakes.fake_relay import FakeRelay
+from tests.harness import StandardDiscord, running_fake
+from tests.procs import BotProcess, fresh_postgres_database
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[FakeRelay]:
+    async with FakeRelay() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[StandardDiscord]:
+    async with running_fake() as fake:
+        yield fake
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bot.db'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+class Ledger:
+    """The shared database, read from the test process."""
+
+    def __init__(self, url: str) -> None:
+        self.database = Database(url)
+        self.jobs = JobStore(self.database)
+        self.quota = QuotaService(self.database, global_default_limit=25)
+
+    async def unfinished(self, count: int) -> list[JobRecord]:
+        async def stored() -> list[JobRecord] | None:
+            jobs = await self.jobs.unfinished()
+            return jobs if len(jobs) >= count else None
+        return await poll(stored, f"{count} job(s) stored")
+
+    async def used(self, fake: StandardDiscord) -> tuple[int, int]:
+        status = await self.quota.status(fake.guild.id, fake.alice.id, [])
+        return status.used, status.reserved
+
+
+async def poll(check: Callable[[], Awaitable[object]], what: str, timeout: float = 30.0) -> object:
+    """The database has no event to wait on: look every 20 ms."""
+    async def wait() -> object:
+        while not (value := await check()):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return value
+    try:
+        return await asyncio.wait_for(wait(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+@pytest.fixture
+async def ledger(database_url: str) -> AsyncIterator[Ledger]:
+    ledger = Ledger(database_url)
+    yield ledger
+    await ledger.database.close()
+
+
+@pytest.fixture
+def bot_process(fake_discord: StandardDiscord, relay: FakeRelay, database_url: str, tmp_path):
+    def make(**env: str) -> BotProcess:
+        return BotProcess(fake_discord, relay, database_url=database_url, workdir=tmp_path,
+                          env={"INSTANCE_NAME": "crash-test", **env})
+    return make
+
+
+def posted(fake: StandardDiscord, job_id: str) -> Counter[int]:
+    """How many times each image of the job is visible in #general (0-based)."""
+    seen: Counter[int] = Counter()
+    for message in fake.messages(fake.general):
+        for filename, _ in message.files:
+            index = image_index(filename, job_id)
+            if index is not None:
+                seen[index] += 1
+    return seen
+
+
+async def summary(interaction: FakeInteraction, timeout: float = 60.0) -> str:
+    """The job's final summary on the member's deferred reply."""
+    def done() -> str | None:
+        original = next((m for m in interaction.messages if m.id == interaction.original_message_id), None)
+        return original.content if original and original.content.startswith(("✅", "❌")) else None
+    return await interaction.waiter.wait_for(done, timeout, what="the job's final summary")
+
+
+async def test_kill_while_one_job_generates_and_another_waits_in_the_queue(
+        fake_discord, relay, ledger, bot_process) -> None:
+    relay.hold_after = 0
+    async with bot_process(RELAY_CONCURRENCY="1") as bot:
+        generating = await fake_discord.slash("imagine", {"prompt": "first, at the relay"})
+        waiting = await fake_discord.slash("imagine", {"prompt": "second, in the queue"})
+        jobs = await ledger.unfinished(2)
+        await asyncio.wait_for(relay.holding.wait(), 30)
+        await bot.kill()
+        relay.release.set()
+        await bot.start()
+        texts = [await summary(generating), await summary(waiting)]
+
+    assert all(text.startswith("✅") for text in texts)
+    for job in jobs:
+        assert posted(fake_discord, job.id) == {0: 1}
+    prompts = [request.body["prompt"] for request in relay.requests]
+    assert sorted(prompts) == ["first, at the relay", "first, at the relay", "second, in the queue"]
+    assert await ledger.used(fake_discord) == (2, 0)
+
+
+async def test_kill_after_the_relay_answered_but_before_the_image_was_posted(
+        fake_discord, relay, ledger, bot_process) -> None:
+    upload = fake_discord.hold("POST", r"^/webhooks/\d+/[^/]+$")
+    async with bot_process() as bot:
+        interaction = await fake_discord.slash("imagine", {"prompt": "a lantern"})
+        [job] = await ledger.unfinished(1)
+        await fake_discord.wait_for(lambda: upload.held, 30, what="the upload to be held")
+        await bot.kill()
+        upload.release(process=False)  # it never landed
+        await bot.start()
+        text = await summary(interaction)
+
+    assert text.startswith("✅")
+    assert len(relay.requests) == 1  # posted from what was kept, not generated again
+    assert posted(fake_discord, job.id) == {0: 1}
+    assert await ledger.used(fake_discord) == (1, 0)
+
+
+async def test_kill_after_the_post_landed_but_before_the_bot_heard_of_it(
+        fake_discord, relay, ledger, bot_process) -> None:
+    upload = fake_discord.hold("POST", r"^/webhooks/\d+/[^/]+$")
+    async with bot_process() as bot:
+        interaction = await fake_discord.slash("imagine", {"prompt": "a compass"})
+        [job] = await ledger.unfinished(1)
+        await fake_discord.wait_for(lambda: upload.held, 30, what="the upload to be held")
+        await bot.kill()
+        upload.release()  # it landed; the bot died before the answer reached it
+        await fake_discord.wait_for(lambda: posted(fake_discord, job.id) or None, 10, what="the post to land")
+        await bot.start()
+        text = await summary(interaction)
+
+    assert text.startswith("✅")
+    assert len(relay.requests) == 1
+    assert posted(fake_discord, job.id) == {0: 1}  # found in the channel, not posted again
+    assert await ledger.used(fake_discord) == (1, 0)
+
+
+async def test_kill_after_two_of_four_set_images_were_posted(fake_discord, relay, ledger, bot_process) -> None:
+    relay.hold_after = 2
+    async with bot_process() as bot:
+        interaction = await fake_discord.slash("imagine", {"prompt": "four seasons", "count": 4})
+        [job] = await ledger.unfinished(1)
+        await fake_discord.wait_for(lambda: sum(posted(fake_discord, job.id).values()) == 2 or None, 30,
+                                    what="two images posted")
+        await asyncio.wait_for(relay.holding.wait(), 30)
+        await bot.kill()
+        relay.release.set()
+        await bot.start()
+        text = await summary(interaction)
+
+    assert text.startswith("✅")
+    assert posted(fake_discord, job.id) == {0: 1, 1: 1, 2: 1, 3: 1}
+    asked = [request.body["sequential_image_generation_options"]["max_images"] for request in relay.requests]
+    assert asked == [4, 2]  # the restart asked only for the two still missing
+    assert await ledger.used(fake_discord) == (4, 0)
+
+
+async def test_kill_during_settlement(fake_discord, relay, ledger, bot_process) -> None:
+    # A one-image job's first edit of its reply is the final summary, sent once the job is settled.
+    reply = fake_discord.hold("PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$")
+    async with bot_process() as bot:
+        interaction = await fake_discord.slash("imagine", {"prompt": "a harbour"})
+        [job] = await ledger.unfinished(1)
+        await fake_discord.wait_for(lambda: reply.held, 30, what="the summary edit to be held")
+        await bot.kill()
+        reply.release(process=False)
+        await bot.start()
+        text = await summary(interaction)
+
+    assert text.startswith("✅")  # the reply is not left "thinking…"
+    assert len(relay.requests) == 1
+    assert posted(fake_discord, job.id) == {0: 1}
+    assert await ledger.used(fake_discord) == (1, 0)
