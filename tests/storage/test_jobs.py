@@ -151,7 +151,8 @@ async def test_results_are_kept_until_the_job_ends(database: Database) -> None:
     assert await store.results(job.id) == []
 
 
-async def test_the_delivery_record_is_kept_out_of_reprs_and_dropped_once_the_requester_is_told(database: Database) -> None:
+async def test_the_delivery_record_is_kept_out_of_reprs_and_dropped_once_the_requester_is_told(
+        database: Database) -> None:
     store = JobStore(database)
     job = await create(store, delivery={"via": "interaction", "token": "secret-token"})
     stored = await store.get(job.id)

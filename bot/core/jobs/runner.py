@@ -389,7 +389,7 @@ class JobRunner:
         except Exception:  # the next start tries again (`announce_unannounced`)
             log.warning("job %s: could not tell its requester how it ended", outcome.job.id, exc_info=True)
             return
-        await self._completed(self._store.announced(outcome.job.id))
+        self._in_background(self._store.announced(outcome.job.id))
 
     async def announce_unannounced(self, *, own: bool) -> int:
         """Tell the requesters of jobs that ended without their being told (a crash came between);
@@ -445,6 +445,12 @@ class JobRunner:
         self._writes.add(future)
         future.add_done_callback(self._writes.discard)
         return await asyncio.shield(future)
+
+    def _in_background(self, write: Any) -> None:
+        """A write nobody waits for (shutdown does): the job's future resolves without it."""
+        future = asyncio.ensure_future(write)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
 
     async def _record(self, job: JobRecord, message_ids: Sequence[int], files: Sequence[OutgoingFile]) -> None:
         await self._completed(self._record_now(job, message_ids, files))
