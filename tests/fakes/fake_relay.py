@@ -139,6 +139,8 @@ class FakeRelay:
         self.served_by_request: list[list[bytes]] = []
         self.image_factory: ImageFactory = solid_jpeg
         self.latency = 0.0
+        self.in_flight = 0  # generation requests being answered now, and the most there ever were
+        self.peak_in_flight = 0
         # Hold each generation after this many images until `release` is set (None: never hold):
         # a job held mid-generation, e.g. to stop or kill its process there.
         self.hold_after: int | None = None
@@ -260,6 +262,14 @@ class FakeRelay:
         except ValueError:
             body = None
         self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, body)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, body: Any) -> web.StreamResponse:
         if self.latency:
             await asyncio.sleep(self.latency)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":

@@ -202,3 +202,24 @@ async def test_kill_during_settlement(fake_discord, relay, ledger, bot_process) 
     assert len(relay.requests) == 1
     assert posted(fake_discord, job.id) == {0: 1}
     assert await ledger.used(fake_discord) == (1, 0)
+
+
+async def test_sigterm_past_the_grace_period_hands_the_job_back_for_the_next_start(
+        fake_discord, relay, ledger, bot_process) -> None:
+    relay.hold_after = 0
+    async with bot_process(SHUTDOWN_GRACE_SECONDS="0") as bot:
+        interaction = await fake_discord.slash("imagine", {"prompt": "a slow sunrise"})
+        [job] = await ledger.unfinished(1)
+        await asyncio.wait_for(relay.holding.wait(), 30)
+        code = await bot.terminate()
+        handed_back = await ledger.jobs.get(job.id)
+        relay.release.set()
+        await bot.start()
+        text = await summary(interaction)
+        log = bot.log()
+
+    assert code == 0 and "handed 1 unfinished job(s) back to the queue" in log
+    assert handed_back is not None and handed_back.state == "queued" and handed_back.lease_owner is None
+    assert text.startswith("✅")
+    assert posted(fake_discord, job.id) == {0: 1}
+    assert await ledger.used(fake_discord) == (1, 0)
