@@ -28,6 +28,9 @@ from bot.discord_ui.rendering import quota_note
 from bot.discord_ui.translator import CatalogTranslator
 from bot.discord_ui.tree import SeedreamTree
 from bot.ops.command_sync import sync_commands
+from bot.ops.health_server import OpsServer, serve_ops
+from bot.ops.metered_relay import MeteredGenerator
+from bot.ops.metrics import BotMetrics
 from bot.storage.command_sync import CommandSyncStore
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobStore
@@ -58,17 +61,20 @@ class SeedreamBot(commands.Bot):
         # intent Discord only shows the bot messages that mention it.
         intents.guild_messages = True
         intents.message_content = settings.message_content_intent
+        self.metrics = BotMetrics()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             tree_cls=SeedreamTree,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=self.metrics.discord_trace(),
         )
         self.settings = settings
         self._stopping: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
+        self.ops_server: OpsServer | None = None
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -77,6 +83,7 @@ class SeedreamBot(commands.Bot):
         )
         self.database = Database(settings.database_url)
         await self.database.migrate()
+        self.ops_server = await serve_ops(self, self.metrics, self.database, settings.metrics_port)
         self.jobs = JobStore(
             self.database, owner=instance_name(settings), lease=timedelta(seconds=settings.job_lease_seconds)
         )
@@ -101,7 +108,7 @@ class SeedreamBot(commands.Bot):
             result_url_hosts=settings.result_hosts,
         )
         self.runner = JobRunner(
-            RelayGate(self.relay, limit=settings.relay_concurrency),
+            RelayGate(MeteredGenerator(self.relay, self.metrics), limit=settings.relay_concurrency),
             self.jobs,
             concurrency=settings.relay_concurrency,
             per_user_limit=settings.max_jobs_per_user,
@@ -199,7 +206,7 @@ class SeedreamBot(commands.Bot):
             return InteractionTarget(asked, model=settings.image_model,
                                      token_margin=settings.interaction_token_margin_seconds, quota_note=note)
 
-        return await self.job_service.submit(spec, target)
+        return await self.metrics.track_job(spec.kind, self.job_service.submit(spec, target))
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: messages only matter to the reply flow's listener (cogs/edit.py)."""
@@ -218,6 +225,8 @@ class SeedreamBot(commands.Bot):
         await asyncio.gather(*self._background, return_exceptions=True)
         if hasattr(self, "runner"):
             await self.runner.shutdown()
+        if self.ops_server is not None:
+            await self.ops_server.close()
         if hasattr(self, "http_session"):
             await self.http_session.close()
         if hasattr(self, "database"):
