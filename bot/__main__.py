@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 import discord
 
 from bot.config import ConfigError, load_settings
 from bot.logging_setup import configure_logging
+from bot.ops.startup import StartupError, database_password, run_bot
 
 
 def main() -> None:
@@ -19,15 +21,15 @@ def main() -> None:
               file=sys.stderr)
         raise SystemExit(2) from None
     secrets = [settings.discord_token, settings.image_api_key, settings.user_id_secret]
-    configure_logging(settings.log_level, [secret.get_secret_value() for secret in secrets if secret is not None])
+    values = [secret.get_secret_value() for secret in secrets if secret is not None]
+    configure_logging(settings.log_level, [*values, database_password(settings.database_url)], settings.log_format)
     from bot.app import create_bot
 
-    async def run() -> None:
-        async with create_bot(settings) as bot:
-            await bot.start(settings.discord_token.get_secret_value())
-
     try:
-        asyncio.run(run())
+        asyncio.run(run_bot(settings, create_bot))  # retries Discord; see bot/ops/startup.py
+    except StartupError as error:
+        logging.getLogger("bot").error("%s", error)
+        raise SystemExit(1) from None
     except discord.LoginFailure:
         print("Discord rejected DISCORD_TOKEN. Check the bot token in the Developer Portal.", file=sys.stderr)
         raise SystemExit(1) from None

@@ -75,6 +75,7 @@ class SeedreamBot(commands.Bot):
         self._hurry = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self.ops_server: OpsServer | None = None
+        self._closed: asyncio.Future[None] | None = None
 
     async def setup_hook(self) -> None:
         settings = self.settings
@@ -217,6 +218,12 @@ class SeedreamBot(commands.Bot):
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
+        """Close once; every caller (SIGTERM, the start-up loop, tests) waits until it is complete."""
+        if self._closed is None:
+            self._closed = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._closed)
+
+    async def _close_once(self) -> None:
         self.expire_reservations.cancel()
         self.renew_leases.cancel()
         await super().close()
