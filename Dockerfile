@@ -18,6 +18,13 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 WORKDIR /app
 RUN mkdir -p /app/data && chown seedream:seedream /app/data
 USER seedream
-ENV DATABASE_URL=sqlite:////app/data/seedream.db
+ENV DATABASE_URL=sqlite:////app/data/seedream.db \
+    METRICS_PORT=9100
 VOLUME ["/app/data"]
+# /metrics (Prometheus) and /healthz; set METRICS_PORT= (empty) to turn both off.
+EXPOSE 9100
+# Healthy while the gateway is connected and the database answers (the image has no curl).
+# Without METRICS_PORT there is nothing to ask, and the check passes.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('METRICS_PORT'); port and urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 CMD ["seedream-bot"]

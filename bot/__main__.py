@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ import discord
 from bot.config import ConfigError, load_settings
 from bot.logging_setup import configure_logging
 from bot.ops import doctor, sync_cli, try_cli
+from bot.ops.startup import StartupError, database_password, run_bot
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -25,10 +27,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if hasattr(args, "run"):
         raise SystemExit(args.run(args))
-    run_bot()
+    serve()
 
 
-def run_bot() -> None:
+def serve() -> None:
+    """Run the bot until it is stopped (no command given)."""
     try:
         settings = load_settings()
     except ConfigError as error:
@@ -36,15 +39,15 @@ def run_bot() -> None:
               file=sys.stderr)
         raise SystemExit(2) from None
     secrets = [settings.discord_token, settings.image_api_key, settings.user_id_secret]
-    configure_logging(settings.log_level, [secret.get_secret_value() for secret in secrets if secret is not None])
+    values = [secret.get_secret_value() for secret in secrets if secret is not None]
+    configure_logging(settings.log_level, [*values, database_password(settings.database_url)], settings.log_format)
     from bot.app import create_bot
 
-    async def run() -> None:
-        async with create_bot(settings) as bot:
-            await bot.start(settings.discord_token.get_secret_value())
-
     try:
-        asyncio.run(run())
+        asyncio.run(run_bot(settings, create_bot))  # retries Discord; see bot/ops/startup.py
+    except StartupError as error:
+        logging.getLogger("bot").error("%s", error)
+        raise SystemExit(1) from None
     except discord.LoginFailure:
         print("Discord rejected DISCORD_TOKEN. Check the bot token in the Developer Portal.", file=sys.stderr)
         raise SystemExit(1) from None

@@ -28,6 +28,9 @@ from bot.discord_ui.restore import DiscordRestorer, delivery_target
 from bot.discord_ui.translator import CatalogTranslator
 from bot.discord_ui.tree import SeedreamTree
 from bot.ops.command_sync import sync_commands
+from bot.ops.health_server import OpsServer, serve_ops
+from bot.ops.metered_relay import MeteredGenerator
+from bot.ops.metrics import BotMetrics
 from bot.storage.command_sync import CommandSyncStore
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobStore
@@ -62,6 +65,7 @@ class SeedreamBot(commands.AutoShardedBot):
         # intent Discord only shows the bot messages that mention it.
         intents.guild_messages = True
         intents.message_content = settings.message_content_intent
+        self.metrics = BotMetrics()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -71,11 +75,14 @@ class SeedreamBot(commands.AutoShardedBot):
             shard_count=settings.shard_count,
             # None (every shard) is what discord.py defaults to; its stubs only spell the list.
             shard_ids=list(settings.shard_slice) if settings.shard_slice is not None else None,  # type: ignore[arg-type]
+            http_trace=self.metrics.discord_trace(),
         )
         self.settings = settings
         self._stopping: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
+        self.ops_server: OpsServer | None = None
+        self._closed: asyncio.Future[None] | None = None
         self._identify_pacer = IdentifyPacer(self.fetch_session_start_limits)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
@@ -99,6 +106,7 @@ class SeedreamBot(commands.AutoShardedBot):
         )
         self.database = Database(settings.database_url)
         await self.database.migrate()
+        self.ops_server = await serve_ops(self, self.metrics, self.database, settings.metrics_port)
         self.jobs = JobStore(
             self.database, owner=instance_name(settings), lease=timedelta(seconds=settings.job_lease_seconds)
         )
@@ -123,7 +131,7 @@ class SeedreamBot(commands.AutoShardedBot):
             result_url_hosts=settings.result_hosts,
         )
         self.runner = JobRunner(
-            RelayGate(self.relay, limit=settings.relay_concurrency),
+            RelayGate(MeteredGenerator(self.relay, self.metrics), limit=settings.relay_concurrency),
             self.jobs,
             concurrency=settings.relay_concurrency,
             per_user_limit=settings.max_jobs_per_user,
@@ -213,7 +221,7 @@ class SeedreamBot(commands.AutoShardedBot):
             return delivery_target(self, self.settings, delivery, store=self.jobs, job_id=job.id,
                                    quota_note=quota_note(status))
 
-        return await self.job_service.submit(spec, delivery.to_json(), target)
+        return await self.metrics.track_job(spec.kind, self.job_service.submit(spec, delivery.to_json(), target))
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: messages only matter to the reply flow's listener (cogs/edit.py)."""
@@ -224,14 +232,22 @@ class SeedreamBot(commands.AutoShardedBot):
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
+        """Close once; every caller (SIGTERM, the start-up loop, tests) waits until it is complete."""
+        if self._closed is None:
+            self._closed = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._closed)
+
+    async def _close_once(self) -> None:
         self.expire_reservations.cancel()
         self.renew_leases.cancel()
+        if hasattr(self, "runner"):  # jobs still running go back to the queue before Discord closes
+            await self.runner.shutdown()
         await super().close()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        if hasattr(self, "runner"):
-            await self.runner.shutdown()
+        if self.ops_server is not None:
+            await self.ops_server.close()
         if hasattr(self, "http_session"):
             await self.http_session.close()
         if hasattr(self, "database"):

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=2, ge=1, le=10)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text: one readable line per record; json: one JSON object per line, for log shippers.
+    log_format: Literal["text", "json"] = "text"
+    # Serves /metrics (Prometheus) and /healthz on this port; unset: off. 0 picks a free port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     @field_validator("image_api_base_url", "discord_api_base_url")
     @classmethod
@@ -139,6 +143,16 @@ class Settings(BaseSettings):
             return {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false",
                     "off": "false"}.get(value.strip().lower(), value.strip().lower())
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_word(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _unset_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("quota_default_limit", mode="before")
     @classmethod

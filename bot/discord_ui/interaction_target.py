@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 import discord
@@ -34,8 +34,9 @@ INVALID_TOKEN_CODES = {50027, 10015, 10062}
 class InteractionTarget:
     def __init__(self, client: discord.Client, delivery: InteractionDelivery, *, model: str, token_margin: float,
                  quota_note: str | None = None, remember: Remember | None = None,
-                 progress_interval: float = 1.5) -> None:
+                 on_fallback: Callable[[], None] | None = None, progress_interval: float = 1.5) -> None:
         self._client = client
+        self._on_fallback = on_fallback  # counts results posted to the channel instead (a metric)
         self._delivery = delivery
         self._remember = remember
         self._model = model
@@ -101,6 +102,8 @@ class InteractionTarget:
                 if not self._is_token_error(error):
                     raise
                 log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
+        if self._on_fallback is not None:
+            self._on_fallback()
         here = trn("here is your image:", "here are your images:", len(batch.files)).render(batch.job.request.locale)
         return await self._post_in_channel(here, embed=embed, files=result_files(batch), view=view,
                                            nonce=result_nonce(batch.job.id, indices))

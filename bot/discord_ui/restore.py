@@ -40,8 +40,10 @@ def delivery_target(
     remember = functools.partial(_remember, store, job_id)
     if isinstance(delivery, MessageDelivery):
         return MessageTarget(client, delivery, model=settings.image_model, quota_note=quota_note, remember=remember)
+    metrics = getattr(client, "metrics", None)  # the bot's; a bare client (tests, tools) has none
     return InteractionTarget(client, delivery, model=settings.image_model, quota_note=quota_note,
-                             token_margin=settings.interaction_token_margin_seconds, remember=remember)
+                             token_margin=settings.interaction_token_margin_seconds, remember=remember,
+                             on_fallback=metrics.delivery_fallback if metrics is not None else None)
 
 
 async def _remember(store: JobStore, job_id: str, delivery: Mapping[str, Any]) -> None:

@@ -100,7 +100,7 @@ class FakeDiscord(DiscordRoutes):
     """The server plus the world. Start with `async with FakeDiscord() as fake:` (or start/close)."""
 
     def __init__(self, *, app_id: int | None = None, token: str = "fake-bot-token",
-                 gateway_compression: bool = False) -> None:
+                 gateway_compression: bool = False, port: int = 0) -> None:
         super().__init__(app_id=app_id, token=token)
         self.gateway_compression = gateway_compression
         self.requests: list[RecordedRequest] = []
@@ -110,7 +110,7 @@ class FakeDiscord(DiscordRoutes):
         self.holds: list[Hold] = []
         self.default_user: User | None = None
         self.default_channel: Channel | None = None
-        self.port = 0
+        self.port = port  # 0: a free one, chosen at start
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._routes = self.route_table()
@@ -124,7 +124,7 @@ class FakeDiscord(DiscordRoutes):
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         self.port = int(self._runner.addresses[0][1])
         self.base_url = f"http://127.0.0.1:{self.port}"
 

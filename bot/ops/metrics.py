@@ -1,0 +1,114 @@
+"""The bot's Prometheus metrics (METRICS_PORT), and the hooks that feed them.
+
+Each bot owns a private `CollectorRegistry`, not prometheus-client's global one, so several
+bots in one process (the tests, the in-process bench) never register a name twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bot.core.jobs.delivery import JobOutcome
+from bot.core.quota.errors import QuotaError
+
+log = logging.getLogger(__name__)
+
+# A Seedream image takes seconds to minutes; a set of 15 at 4K can take several.
+RELAY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
+
+
+class BotMetrics:
+    """Every `seedream_*` metric of one bot process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.jobs = Counter("seedream_jobs_total", "Jobs that ended, by kind and final state.",
+                            ["kind", "state"], registry=registry)
+        self.images_delivered = Counter("seedream_images_delivered_total", "Images posted to Discord.",
+                                        registry=registry)
+        self.relay_seconds = Histogram("seedream_relay_request_seconds",
+                                       "Duration of one relay generation request, first byte to last image.",
+                                       buckets=RELAY_BUCKETS, registry=registry)
+        self.relay_errors = Counter("seedream_relay_errors_total",
+                                    "Relay failures (whole requests and single images), by error class.",
+                                    ["class"], registry=registry)
+        self.queue_depth = Gauge("seedream_queue_depth", "Jobs in the database waiting to start.",
+                                 registry=registry)
+        self.queue_wait = Histogram("seedream_queue_wait_seconds",
+                                    "Time from a job's submission to the start of its generation.",
+                                    buckets=WAIT_BUCKETS, registry=registry)
+        self.quota_refusals = Counter("seedream_quota_refusals_total",
+                                      "Requests refused because the member's or server's quota had no room.",
+                                      registry=registry)
+        self.discord_rate_limits = Counter("seedream_discord_rate_limits_total",
+                                           "HTTP 429 answers from Discord's REST API.", registry=registry)
+        self.delivery_fallbacks = Counter("seedream_delivery_fallbacks_total",
+                                          "Result messages posted in the channel because the interaction "
+                                          "token had expired.", registry=registry)
+
+    def render(self) -> bytes:
+        """The text exposition format of every metric."""
+        return generate_latest(self.registry)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def track_job(self, kind: str,
+                        submitting: Awaitable[asyncio.Future[JobOutcome]]) -> asyncio.Future[JobOutcome]:
+        """Await a job's submission and count how it ends; a `QuotaError` is a quota refusal."""
+        submitted = time.monotonic()
+        try:
+            future = await submitting
+        except QuotaError:
+            self.quota_refusals.inc()
+            raise
+        future.add_done_callback(functools.partial(self._job_ended, kind, submitted))
+        return future
+
+    def _job_ended(self, kind: str, submitted: float, future: asyncio.Future[JobOutcome]) -> None:
+        if future.cancelled():  # shutdown: the job is settled at the next start
+            return
+        error = future.exception()
+        if error is not None:
+            # Reading the exception here silences asyncio's "never retrieved" warning, so say it.
+            log.error("a %s job ended with an unexpected error", kind, exc_info=error)
+            self.jobs.labels(kind=kind, state="failed").inc()
+            return
+        outcome = future.result()
+        self.jobs.labels(kind=outcome.job.kind, state=str(outcome.job.state)).inc()
+        self.images_delivered.inc(outcome.delivered)
+        # `elapsed` runs from the start of the job's generation, so the rest is time in the queue.
+        self.queue_wait.observe(max(0.0, time.monotonic() - submitted - outcome.elapsed))
+
+    # -- relay, Discord, delivery -------------------------------------------------------------
+
+    def relay_request(self, seconds: float) -> None:
+        self.relay_seconds.observe(seconds)
+
+    def relay_error(self, error: BaseException) -> None:
+        """Count a relay failure by its class (`RateLimited`, `ContentBlocked`, …)."""
+        self.relay_errors.labels(type(error).__name__).inc()
+
+    def delivery_fallback(self) -> None:
+        """A result went to the channel instead of the interaction (its token had expired)."""
+        self.delivery_fallbacks.inc()
+
+    def discord_trace(self) -> aiohttp.TraceConfig:
+        """Given to discord.py as `http_trace`: counts each 429 from Discord's REST API."""
+        trace = aiohttp.TraceConfig()
+
+        async def on_request_end(_session: aiohttp.ClientSession, _context: object,
+                                 params: aiohttp.TraceRequestEndParams) -> None:
+            if params.response.status == 429:
+                self.discord_rate_limits.inc()
+
+        trace.on_request_end.append(on_request_end)
+        return trace
