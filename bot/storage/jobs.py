@@ -13,6 +13,7 @@ stable instance name takes back its own earlier jobs at once, without waiting fo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -88,6 +89,9 @@ class JobRecord:
     delivery: Mapping[str, Any] | None = field(default=None, repr=False)
     relay_slots: int = 1
     announced: bool = True
+    # Not a column: set on the records `claim` returns for jobs never run before (their first
+    # relay call is counted by the claim itself, saving a write).
+    fresh: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -240,19 +244,22 @@ class JobStore:
 
     # --- the queue ------------------------------------------------------------------------------
 
-    async def claim(self, *, capacity: int, relay_slots: int, per_user: int) -> list[JobRecord]:
+    async def claim(self, *, capacity: int, relay_slots: int, per_user: int,
+                    conn: AsyncConnection | None = None) -> list[JobRecord]:
         """Start the oldest queued jobs that may run now, leased to this instance; returns them.
 
-        At most `capacity` jobs (this process's free room). Across every instance sharing the
+        At most `capacity` jobs (this process's free room). A job never run before counts its
+        first relay call here (`fresh`). Across every instance sharing the
         database, running jobs hold at most `relay_slots` relay slots, and a member has at most
         `per_user` running; a member at their limit is skipped, not waited for (FIFO otherwise).
         Claims are serialised (PostgreSQL: a transaction-level advisory lock, and the candidate
         rows are taken `FOR UPDATE SKIP LOCKED`; SQLite: its write lock), so the counts they read
-        cannot change under them.
+        cannot change under them. Inside `conn` (the transaction that queues a job) the job can
+        start without a write of its own.
         """
         if capacity <= 0:
             return []
-        async with self._db.transaction() as conn:
+        async with self._db.join(conn) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
             now = self._clock()
@@ -267,14 +274,15 @@ class JobStore:
                 sa.select(jobs.c.requester_id, sa.func.count()).where(live).group_by(jobs.c.requester_id)
             )).all())
             candidates = (await conn.execute(
-                sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots)
+                sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts)
                 .where(jobs.c.state == JobState.QUEUED.value)
                 .order_by(jobs.c.created_at, jobs.c.id)
                 .limit(CLAIM_WINDOW)
                 .with_for_update(skip_locked=True)
             )).all()
             picked: list[str] = []
-            for job_id, requester_id, slots in candidates:
+            fresh: set[str] = set()
+            for job_id, requester_id, slots, attempts in candidates:
                 if len(picked) == capacity:
                     break
                 if running.get(requester_id, 0) >= per_user:
@@ -283,6 +291,8 @@ class JobStore:
                 if slots > free:
                     break  # the oldest job that may run waits for room; younger ones do not jump it
                 picked.append(job_id)
+                if not attempts:
+                    fresh.add(job_id)
                 free -= slots
                 running[requester_id] = running.get(requester_id, 0) + 1
             if not picked:
@@ -291,10 +301,11 @@ class JobStore:
                 jobs.update().where(jobs.c.id.in_(picked)).values(
                     state=JobState.RUNNING.value, lease_owner=self._owner, lease_expires_at=now + self._lease,
                     started_at=sa.func.coalesce(jobs.c.started_at, now),
+                    attempts=sa.case((jobs.c.attempts == 0, 1), else_=jobs.c.attempts),
                 )
             )
             rows = (await conn.execute(sa.select(jobs).where(jobs.c.id.in_(picked)))).mappings().all()
-        by_id = {row["id"]: JobRecord.from_row(row) for row in rows}
+        by_id = {row["id"]: dataclasses.replace(JobRecord.from_row(row), fresh=row["id"] in fresh) for row in rows}
         return [by_id[job_id] for job_id in picked]
 
     async def count_attempt(self, job_id: str) -> int:

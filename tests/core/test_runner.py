@@ -293,7 +293,7 @@ async def test_one_member_alone_runs_only_their_limit_even_with_slots_free(make_
     await h.finish("a1")
     await h.generating("a3")
     assert h.generator.peak_by_member[str(ALICE)] == 2
-    assert h.targets["a4"].queued_positions()[-1] == 1
+    await until(lambda: h.targets["a4"].queued_positions()[-1:] == [1], "a4 to be told it is next")
 
 
 # --- queue positions ------------------------------------------------------------------------

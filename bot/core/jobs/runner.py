@@ -84,6 +84,7 @@ class _Local:
     target: DeliveryTarget
     done: asyncio.Future[JobOutcome]
     position: int = 0
+    passed_over: bool = False  # a claim ran since it was queued and did not take it
 
 
 class JobRunner:
@@ -148,6 +149,20 @@ class JobRunner:
         self.wake()
         return done
 
+    async def claim_in(self, conn: AsyncConnection) -> list[JobRecord]:
+        """Claim inside the transaction that queues a job, so a job that may run now starts
+        without waiting for the pump's own write (SQLite queues writers); `begin` them once it
+        has committed. Nothing before the pump runs (the bot not ready yet) or while draining."""
+        if self._pump_task is None or self._draining:
+            return []
+        return await self._store.claim(capacity=self._concurrency - len(self._running),
+                                       relay_slots=self._concurrency, per_user=self._per_user_limit, conn=conn)
+
+    def begin(self, claimed: Sequence[JobRecord]) -> None:
+        for job in claimed:
+            if job.id not in self._running:
+                self._begin(job)
+
     def forget(self, job_id: str) -> None:
         """A submitted job whose row was not stored after all."""
         local = self._local.pop(job_id, None)
@@ -201,6 +216,8 @@ class JobRunner:
     async def _pump(self) -> None:
         while not self._draining:
             self._wakeup.clear()
+            for local in self._local.values():  # committed by now, so this claim sees them
+                local.passed_over = local.passed_over or local.job.id not in self._running
             try:
                 claimed = await self._store.claim(capacity=self._concurrency - len(self._running),
                                                   relay_slots=self._concurrency, per_user=self._per_user_limit)
@@ -231,7 +248,10 @@ class JobRunner:
 
     async def _report_positions(self) -> None:
         """Tell this process's waiting jobs their place in the (shared) queue when it changed."""
-        waiting = {job_id: local for job_id, local in self._local.items() if job_id not in self._running}
+        # Only jobs a claim passed over wait: one queued a moment ago is about to be claimed, and
+        # telling it "queued" would be an edit to Discord for nothing.
+        waiting = {job_id: local for job_id, local in self._local.items()
+                   if job_id not in self._running and local.passed_over}
         if not waiting:
             return
         try:
@@ -293,7 +313,7 @@ class JobRunner:
     async def _execute(self, job: JobRecord, target: DeliveryTarget, request: GenerationRequest | None) -> JobOutcome:
         started = time.monotonic()
         total = job.request.count
-        resumed = job.attempts > 0 or bool(job.images)
+        resumed = not job.fresh
         sender = _BatchSender(self, job, target, total, started)
         if resumed:
             await sender.adopt(await _found_quietly(target, job))
@@ -326,7 +346,7 @@ class JobRunner:
         failures: list[ImageFailure],
     ) -> UserFacingError | None:
         """Ask the relay for the `missing` images (all of a fresh job); None unless it failed."""
-        if job.attempts >= self._max_attempts:
+        if not job.fresh and job.attempts >= self._max_attempts:
             log.info("job %s: %d relay call(s) made already; giving up on %d image(s)",
                      job.id, job.attempts, len(missing))
             return JobInterrupted()
@@ -338,7 +358,8 @@ class JobRunner:
                 return cannot
         if len(missing) < request.count:
             request = dataclasses.replace(request, count=len(missing))
-        await self._store.count_attempt(job.id)
+        if not job.fresh:  # a fresh job's first call was counted when it was claimed
+            await self._store.count_attempt(job.id)
         total = job.request.count
         try:
             async for event in self._generator.generate(request):
