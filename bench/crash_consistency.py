@@ -48,7 +48,7 @@ from tests.procs import BotProcess, fresh_postgres_database
 PROMPT = "crash bench job {n}"
 SURVIVABLE = ("relay 5xx", "relay dropped", "discord 5xx", "discord 429", "edit 5xx")
 # A follow-up that lands but whose answer is a 500: discord.py retries it itself, before the
-# runner can look for the earlier post, so today it is posted twice (see the README's figures).
+# runner can look for the earlier post, so today it is posted twice (tests/processes/test_crash_bench.py).
 FAULTS = (*SURVIVABLE, "answer lost")
 FINAL = ("✅", "❌")
 
