@@ -67,6 +67,7 @@ class Options:
     log: str | None = None  # copy the bot's log here
     bot_env: list[str] = field(default_factory=list)  # NAME=value settings for the bot process
     fault_kinds: str = ",".join(SURVIVABLE)
+    kill_anywhere: bool = False  # also between an interaction's dispatch and its job row
 
 
 @dataclass
@@ -80,6 +81,8 @@ class Figures:
     lost: int = 0
     ledger_difference: int = 0
     unsummarised: int = 0
+    unanswered: int = 0  # the process died before it acknowledged the interaction: no job
+    unstored: int = 0  # acknowledged, then the process died before it stored the job
     reservations_left: int = 0
     relay_calls: int = 0
     faults: Counter[str] = field(default_factory=Counter)
@@ -108,6 +111,8 @@ class Figures:
             f"ledger minus images delivered {self.ledger_difference}",
             f"reservations still held       {self.reservations_left}",
             f"replies without a summary     {self.unsummarised}",
+            *([f"  of which never stored        {self.unstored} (acknowledged, the process died before the job row)",
+               f"never acknowledged (no job)   {self.unanswered}"] if self.unanswered or self.unstored else []),
             f"wall time                     {self.wall:.1f} s",
         ]
         return "\n".join(lines + [f"  ! {problem}" for problem in self.problems])
@@ -179,17 +184,19 @@ class Bench:
                 options: dict[str, object] = {"prompt": prompt}
                 if count > 1:
                     options["count"] = count
+                kills = self.figures.kills
                 interaction = await self.discord.slash("imagine", options, user=member)
                 self.interactions[prompt] = interaction
                 self.counts[prompt] = count
-                await self.stored_or_answered(prompt, interaction)
+                await self.stored_or_answered(prompt, interaction, kills)
             self.submitted += 1
             self.advanced.set()
             self.advanced = asyncio.Event()
             await asyncio.sleep(self.options.pace)  # the pace of the members, not a synchronisation
 
-    async def stored_or_answered(self, prompt: str, interaction: FakeInteraction) -> None:
-        """Until the bot stored the job (or answered without one): the database has no event, poll it."""
+    async def stored_or_answered(self, prompt: str, interaction: FakeInteraction, kills: int) -> None:
+        """Until the bot stored the job (or answered without one, or the process that had the
+        interaction was killed): the database has no event, poll it."""
         query = sa.select(sa.func.count()).select_from(jobs).where(
             sa.cast(jobs.c.request, sa.String).like(f'%"prompt": "{prompt}"%'))
         deadline = time.monotonic() + 60
@@ -199,6 +206,10 @@ class Bench:
             async with self.database.engine.connect() as conn:
                 if (await conn.execute(query)).scalar_one():
                     return
+            if self.figures.kills != kills and self.bot.running:
+                async with self.database.engine.connect() as conn:  # stored just before the kill?
+                    if not (await conn.execute(query)).scalar_one():
+                        return
             await asyncio.sleep(0.02)
         self.figures.problems.append(f"{prompt!r}: no job row 60 s after the interaction")
 
@@ -210,7 +221,7 @@ class Bench:
             while self.submitted < moment:
                 await self.advanced.wait()
             await asyncio.sleep(self.random.uniform(0, 1.0))  # a random moment, not a synchronisation
-            async with self.quiet_moment:
+            async with contextlib.nullcontext() if self.options.kill_anywhere else self.quiet_moment:
                 await self.bot.kill()
                 self.figures.kills += 1
                 self.say(f"killed the bot after {self.submitted} submissions; restarting")
@@ -257,13 +268,15 @@ class Bench:
         seen = self.visible()
         for prompt, interaction in self.interactions.items():
             final = summary(interaction)
+            row = by_prompt.get(prompt)
+            if row is None and interaction.callback is None:
+                figures.unanswered += 1  # the process died with it: Discord says it did not respond
+                continue
             if final is None:
                 figures.unsummarised += 1
                 figures.problems.append(f"{prompt!r}: the reply never got a final summary")
-            row = by_prompt.get(prompt)
             if row is None:
-                if final is None:
-                    figures.lost += 1  # acknowledged, never stored, never answered
+                figures.unstored += final is None
                 continue
             job_id, state = row["id"], row["state"]
             shown = seen.get(job_id, Counter())
@@ -366,6 +379,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--fault-kinds", default=",".join(SURVIVABLE),
                         help=f"comma-separated, from: {', '.join(FAULTS)} (default: all but the last)")
+    parser.add_argument("--kill-anywhere", action="store_true",
+                        help="kills may also fall between an interaction's dispatch and its job row")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--log", help="write the bot's log (every start) to this file")
     parser.add_argument("--bot-env", action="append", default=[], metavar="NAME=VALUE",
