@@ -15,7 +15,8 @@ not the images delivered.
 
 Kills never fall between an interaction's dispatch and its job row being stored (the bot
 defers first, then stores the job): that window is the gateway's, not the queue's. A job the
-relay failed is "failed", a set the relay cut short is "partial"; both must be charged only
+relay failed is "failed", a set cut short (by the relay, or by JOB_MAX_ATTEMPTS after kills) is
+"partial"; both must be charged only
 what was delivered.
 """
 
@@ -104,7 +105,7 @@ class Figures:
             f"SIGKILLs (restarted at once)  {self.kills}",
             f"relay calls                   {self.relay_calls}",
             f"delivered exactly once        {self.exactly_once}",
-            f"partial (relay cut the set)   {self.partial}",
+            f"partial (the rest refunded)   {self.partial}",
             f"failed (refunded)             {self.failed}",
             f"duplicates                    {self.duplicates}",
             f"lost images                   {self.lost}",
