@@ -14,10 +14,11 @@ image (recorded as delivered but not visible, or a job that never finished) or a
 not the images delivered.
 
 Kills never fall between an interaction's dispatch and its job row being stored (the bot
-defers first, then stores the job): that window is the gateway's, not the queue's. A job the
+defers first, then stores the job), unless `--kill-anywhere`: then a reply deferred by a process
+that died before storing its job is counted as "never stored" (it stays "thinking…"). A job the
 relay failed is "failed", a set cut short (by the relay, or by JOB_MAX_ATTEMPTS after kills) is
-"partial"; both must be charged only
-what was delivered.
+"partial"; both must be charged only what was delivered. `--fault-kinds "answer lost"` scripts
+follow-ups that land but are answered 500 (posted twice today: discord.py retries them itself).
 """
 
 from __future__ import annotations
