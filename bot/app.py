@@ -27,6 +27,7 @@ from bot.discord_ui.rendering import quota_note
 from bot.discord_ui.restore import DiscordRestorer, delivery_target
 from bot.discord_ui.translator import CatalogTranslator
 from bot.discord_ui.tree import SeedreamTree
+from bot.discord_ui.webhook_posts import no_blind_follow_up_retries
 from bot.ops.command_sync import sync_commands
 from bot.ops.health_server import OpsServer, serve_ops
 from bot.ops.metered_relay import MeteredGenerator
@@ -75,7 +76,7 @@ class SeedreamBot(commands.AutoShardedBot):
             shard_count=settings.shard_count,
             # None (every shard) is what discord.py defaults to; its stubs only spell the list.
             shard_ids=list(settings.shard_slice) if settings.shard_slice is not None else None,  # type: ignore[arg-type]
-            http_trace=self.metrics.discord_trace(),
+            http_trace=no_blind_follow_up_retries(self.metrics.discord_trace()),
         )
         self.settings = settings
         self._stopping: asyncio.Task[None] | None = None

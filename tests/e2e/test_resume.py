@@ -176,3 +176,14 @@ async def test_start_leaves_alone_the_jobs_a_live_process_holds_the_lease_of(
 
     assert kept is not None and kept.state == "running" and kept.lease_owner == "elsewhere"
     assert status.reserved == 2
+
+
+async def test_a_follow_up_whose_answer_was_lost_is_not_posted_again(world) -> None:
+    fake = world.discord
+    fake.fail_next("POST", r"^/webhooks/\d+/[^/]+$", 500, times=1, after_effect=True)
+    interaction = await world.imagine(prompt="a paper boat")
+    await finished(interaction, timeout=30)
+    [job_id] = {m.embeds[0]["footer"]["text"].removeprefix("Job ") for m in interaction.messages if m.files}
+
+    assert posted_indices(fake, job_id) == {0: 1}  # found in the channel by the runner's retry
+    assert await used(world.bot, fake) == (1, 0)

@@ -22,8 +22,6 @@ async def test_thirty_jobs_with_faults_and_two_kills(backend: str) -> None:
     assert figures.reservations_left == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a follow-up that lands but is answered 500 is retried by discord.py "
-                                       "itself, before the runner can look for it: posted twice")
 async def test_a_follow_up_whose_answer_is_lost_is_not_posted_twice() -> None:
     figures = await run(parse(["--jobs", "6", "--kills", "0", "--faults", "1", "--fault-kinds", "answer lost",
                                "--quiet", "--timeout", "60"]))
