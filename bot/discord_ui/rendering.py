@@ -80,7 +80,9 @@ def outcome_text(outcome: JobOutcome) -> str:
         lines.append(trn("✅ Done in {elapsed:.1f} s — {count} image (job `{job}`).",
                          "✅ Done in {elapsed:.1f} s — {count} images (job `{job}`).", outcome.delivered,
                          elapsed=outcome.elapsed, job=outcome.job.id))
-        if outcome.delivered < asked and not outcome.failures and not outcome.undelivered:
+        if outcome.delivered < asked and outcome.error is not None:  # e.g. interrupted too often
+            lines.append(outcome.error.user_message)
+        elif outcome.delivered < asked and not outcome.failures and not outcome.undelivered:
             lines.append(tr("The model returned {delivered} of the {asked} images asked for.",
                             delivered=outcome.delivered, asked=asked))
     else:

@@ -187,3 +187,25 @@ async def test_a_follow_up_whose_answer_was_lost_is_not_posted_again(world) -> N
 
     assert posted_indices(fake, job_id) == {0: 1}  # found in the channel by the runner's retry
     assert await used(world.bot, fake) == (1, 0)
+
+
+async def test_a_set_cut_short_by_restarts_says_why_in_its_summary(
+        boot: BotStarter, fake_discord: StandardDiscord, relay: FakeRelay) -> None:
+    relay.hold_after = 1
+    async with boot(job_max_attempts=1) as first:
+        interaction = await fake_discord.slash("imagine", {"prompt": "three bells", "count": 3})
+        job = await the_job(first)
+        await asyncio.wait_for(relay.holding.wait(), 10)
+
+        async def one_posted() -> bool:
+            return len((await first.jobs.get(job.id)).images) == 1
+        await until(one_posted, "the first image posted and recorded")
+
+    async with boot(job_max_attempts=1) as second:
+        summary = await finished(interaction)
+        charged = await used(second, fake_discord)
+    relay.release.set()
+
+    assert summary.content.startswith("✅") and "interrupted by restarts" in summary.content
+    assert posted_indices(fake_discord, job.id) == {0: 1}
+    assert charged == (1, 0)
