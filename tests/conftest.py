@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import text
 
 from bot.storage.database import Database
+from tests.fakes.fake_relay import FakeRelay
+from tests.harness import StandardDiscord, running_fake
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -74,3 +76,17 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield db
     finally:
         await close_database(db)
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[FakeRelay]:
+    """The fake image relay on loopback."""
+    async with FakeRelay() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[StandardDiscord]:
+    """The fake Discord (REST + gateway) holding the standard test guild."""
+    async with running_fake() as fake:
+        yield fake

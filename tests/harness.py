@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.config import Settings, load_settings
+from bot.core.jobs.naming import image_index
 from tests.fakes.discord_state import MANAGE_GUILD, Channel, Guild, Role, User
 from tests.fakes.fake_discord import FakeDiscord
 
@@ -123,3 +125,15 @@ async def start_bot(fake: FakeDiscord, bot_factory: Callable[[Settings], BotT], 
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+def posted_images(fake: StandardDiscord, job_id: str) -> Counter[int]:
+    """How many times each image of the job (0-based index) is visible in #general: exactly once
+    each is what every crash and restart must leave."""
+    seen: Counter[int] = Counter()
+    for message in fake.messages(fake.general):
+        for filename, _ in message.files:
+            index = image_index(filename, job_id)
+            if index is not None:
+                seen[index] += 1
+    return seen

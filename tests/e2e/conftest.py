@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import SeedreamBot, create_bot
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import StandardDiscord, running_fake, start_bot
+from tests.harness import StandardDiscord, start_bot
 
 
 @dataclass
@@ -38,18 +38,6 @@ class World:
 
 
 BotStarter = Callable[..., contextlib.AbstractAsyncContextManager[SeedreamBot]]
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    async with FakeRelay() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[StandardDiscord]:
-    async with running_fake() as fake:
-        yield fake
 
 
 @pytest.fixture

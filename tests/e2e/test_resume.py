@@ -8,24 +8,11 @@ itself, with kill -9 at each stage, is in tests/processes/test_crash_resume.py.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
-from bot.core.jobs.naming import image_index
 from tests.e2e.conftest import BotStarter
 from tests.e2e.test_imagine import finished
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import StandardDiscord
-
-
-def posted_indices(fake: StandardDiscord, job_id: str) -> Counter[int]:
-    """How many times each image of the job is visible in #general (0-based)."""
-    seen: Counter[int] = Counter()
-    for message in fake.messages(fake.general):
-        for filename, _ in message.files:
-            index = image_index(filename, job_id)
-            if index is not None:
-                seen[index] += 1
-    return seen
+from tests.harness import StandardDiscord, posted_images
 
 
 async def until(predicate, what: str, timeout: float = 10.0) -> None:
@@ -75,7 +62,7 @@ async def test_a_job_interrupted_mid_generation_is_generated_again_in_the_same_r
 
     assert summary.content.startswith("✅")
     assert any("Resumed after a restart" in text for text in reply_texts(fake_discord, interaction))
-    assert posted_indices(fake_discord, job.id) == {0: 1}
+    assert posted_images(fake_discord, job.id) == {0: 1}
     assert len(relay.requests) == 2 and settled is not None and settled.attempts == 2
     assert settled.state == "delivered"
     assert charged == (1, 0)
@@ -89,7 +76,7 @@ async def test_a_set_half_posted_before_a_restart_gets_only_the_rest(
         job = await the_job(first)
 
         async def two_posted() -> bool:
-            return sum(posted_indices(fake_discord, job.id).values()) == 2 and len(
+            return sum(posted_images(fake_discord, job.id).values()) == 2 and len(
                 (await first.jobs.get(job.id)).images) == 2
         await until(two_posted, "two images posted and recorded")
     relay.release.set()
@@ -99,7 +86,7 @@ async def test_a_set_half_posted_before_a_restart_gets_only_the_rest(
         settled = await second.jobs.get(job.id)
         charged = await used(second, fake_discord)
 
-    assert posted_indices(fake_discord, job.id) == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert posted_images(fake_discord, job.id) == {0: 1, 1: 1, 2: 1, 3: 1}
     asked = [request.body["sequential_image_generation_options"]["max_images"] for request in relay.requests]
     assert asked == [4, 2]  # the second call asks only for what was missing
     assert sorted(image["index"] for image in settled.images) == [0, 1, 2, 3]
@@ -124,7 +111,7 @@ async def test_images_the_relay_returned_before_a_restart_are_posted_without_a_s
         leftover = await second.jobs.results(job.id)
 
     assert len(relay.requests) == 1
-    assert posted_indices(fake_discord, job.id) == {0: 1}
+    assert posted_images(fake_discord, job.id) == {0: 1}
     assert charged == (1, 0) and leftover == []
 
 
@@ -138,7 +125,7 @@ async def test_a_channel_post_repeated_after_a_lost_answer_is_deduplicated_by_it
     [job_id] = {m.embeds[0]["footer"]["text"].removeprefix("Job ") for m in [message]}
     await fake.wait_for_message(fake.general, lambda m: m.content.startswith(f"<@{fake.alice.id}> ✅"))
 
-    assert posted_indices(fake, job_id) == {0: 1}
+    assert posted_images(fake, job_id) == {0: 1}
 
 
 async def test_a_job_out_of_attempts_is_failed_refunded_and_its_reply_says_why(
@@ -185,7 +172,7 @@ async def test_a_follow_up_whose_answer_was_lost_is_not_posted_again(world) -> N
     await finished(interaction, timeout=30)
     [job_id] = {m.embeds[0]["footer"]["text"].removeprefix("Job ") for m in interaction.messages if m.files}
 
-    assert posted_indices(fake, job_id) == {0: 1}  # found in the channel by the runner's retry
+    assert posted_images(fake, job_id) == {0: 1}  # found in the channel by the runner's retry
     assert await used(world.bot, fake) == (1, 0)
 
 
@@ -207,5 +194,5 @@ async def test_a_set_cut_short_by_restarts_says_why_in_its_summary(
     relay.release.set()
 
     assert summary.content.startswith("✅") and "interrupted by restarts" in summary.content
-    assert posted_indices(fake_discord, job.id) == {0: 1}
+    assert posted_images(fake_discord, job.id) == {0: 1}
     assert charged == (1, 0)

@@ -12,7 +12,7 @@ import contextlib
 import io
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from discord.http import Route
 
 from bot.__main__ import main
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import StandardDiscord, running_fake
+from tests.harness import StandardDiscord
 
 
 @dataclass
@@ -43,18 +43,6 @@ class CliResult:
 
 
 Cli = Callable[..., Awaitable[CliResult]]
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[StandardDiscord]:
-    async with running_fake() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    async with FakeRelay() as fake:
-        yield fake
 
 
 @pytest.fixture

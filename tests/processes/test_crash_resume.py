@@ -12,26 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from bot.core.jobs.naming import image_index
 from bot.core.quota import QuotaService
 from bot.storage.database import Database
 from bot.storage.jobs import JobRecord, JobStore
 from tests.fakes.discord_state import FakeInteraction
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import StandardDiscord, running_fake
+from tests.harness import StandardDiscord, posted_images
 from tests.procs import BotProcess, fresh_postgres_database
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    async with FakeRelay() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[StandardDiscord]:
-    async with running_fake() as fake:
-        yield fake
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -89,17 +76,6 @@ def bot_process(fake_discord: StandardDiscord, relay: FakeRelay, database_url: s
     return make
 
 
-def posted(fake: StandardDiscord, job_id: str) -> Counter[int]:
-    """How many times each image of the job is visible in #general (0-based)."""
-    seen: Counter[int] = Counter()
-    for message in fake.messages(fake.general):
-        for filename, _ in message.files:
-            index = image_index(filename, job_id)
-            if index is not None:
-                seen[index] += 1
-    return seen
-
-
 async def summary(interaction: FakeInteraction, timeout: float = 60.0) -> str:
     """The job's final summary on the member's deferred reply."""
     def done() -> str | None:
@@ -123,7 +99,7 @@ async def test_kill_while_one_job_generates_and_another_waits_in_the_queue(
 
     assert all(text.startswith("✅") for text in texts)
     for job in jobs:
-        assert posted(fake_discord, job.id) == {0: 1}
+        assert posted_images(fake_discord, job.id) == {0: 1}
     # Whichever reached the relay first was generating when the bot died: it is generated again,
     # the one still queued only once.
     calls = Counter(request.body["prompt"] for request in relay.requests)
@@ -145,7 +121,7 @@ async def test_kill_after_the_relay_answered_but_before_the_image_was_posted(
 
     assert text.startswith("✅")
     assert len(relay.requests) == 1  # posted from what was kept, not generated again
-    assert posted(fake_discord, job.id) == {0: 1}
+    assert posted_images(fake_discord, job.id) == {0: 1}
     assert await ledger.used(fake_discord) == (1, 0)
 
 
@@ -158,13 +134,13 @@ async def test_kill_after_the_post_landed_but_before_the_bot_heard_of_it(
         await fake_discord.wait_for(lambda: upload.held, 30, what="the upload to be held")
         await bot.kill()
         upload.release()  # it landed; the bot died before the answer reached it
-        await fake_discord.wait_for(lambda: posted(fake_discord, job.id) or None, 10, what="the post to land")
+        await fake_discord.wait_for(lambda: posted_images(fake_discord, job.id) or None, 10, what="the post to land")
         await bot.start()
         text = await summary(interaction)
 
     assert text.startswith("✅")
     assert len(relay.requests) == 1
-    assert posted(fake_discord, job.id) == {0: 1}  # found in the channel, not posted again
+    assert posted_images(fake_discord, job.id) == {0: 1}  # found in the channel, not posted again
     assert await ledger.used(fake_discord) == (1, 0)
 
 
@@ -173,7 +149,7 @@ async def test_kill_after_two_of_four_set_images_were_posted(fake_discord, relay
     async with bot_process() as bot:
         interaction = await fake_discord.slash("imagine", {"prompt": "four seasons", "count": 4})
         [job] = await ledger.unfinished(1)
-        await fake_discord.wait_for(lambda: sum(posted(fake_discord, job.id).values()) == 2 or None, 30,
+        await fake_discord.wait_for(lambda: sum(posted_images(fake_discord, job.id).values()) == 2 or None, 30,
                                     what="two images posted")
         await asyncio.wait_for(relay.holding.wait(), 30)
         await bot.kill()
@@ -182,7 +158,7 @@ async def test_kill_after_two_of_four_set_images_were_posted(fake_discord, relay
         text = await summary(interaction)
 
     assert text.startswith("✅")
-    assert posted(fake_discord, job.id) == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert posted_images(fake_discord, job.id) == {0: 1, 1: 1, 2: 1, 3: 1}
     asked = [request.body["sequential_image_generation_options"]["max_images"] for request in relay.requests]
     assert asked == [4, 2]  # the restart asked only for the two still missing
     assert await ledger.used(fake_discord) == (4, 0)
@@ -202,7 +178,7 @@ async def test_kill_during_settlement(fake_discord, relay, ledger, bot_process) 
 
     assert text.startswith("✅")  # the reply is not left "thinking…"
     assert len(relay.requests) == 1
-    assert posted(fake_discord, job.id) == {0: 1}
+    assert posted_images(fake_discord, job.id) == {0: 1}
     assert await ledger.used(fake_discord) == (1, 0)
 
 
@@ -223,5 +199,5 @@ async def test_sigterm_past_the_grace_period_hands_the_job_back_for_the_next_sta
     assert code == 0 and "handed 1 unfinished job(s) back to the queue" in log
     assert handed_back is not None and handed_back.state == "queued" and handed_back.lease_owner is None
     assert text.startswith("✅")
-    assert posted(fake_discord, job.id) == {0: 1}
+    assert posted_images(fake_discord, job.id) == {0: 1}
     assert await ledger.used(fake_discord) == (1, 0)

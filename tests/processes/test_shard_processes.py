@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -14,20 +13,8 @@ from bot.storage.jobs import JobStore
 from bot.storage.tables import jobs as jobs_table
 from tests.fakes.discord_state import Channel, FakeInteraction, Guild
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import StandardDiscord, running_fake
+from tests.harness import StandardDiscord
 from tests.procs import BotProcess, fresh_postgres_database, started_together
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    async with FakeRelay() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[StandardDiscord]:
-    async with running_fake() as fake:
-        yield fake
 
 
 def guild_on_shard(fake: StandardDiscord, shard: int, count: int) -> tuple[Guild, Channel]:

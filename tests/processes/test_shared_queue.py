@@ -4,7 +4,6 @@ the other's jobs when it dies."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -12,23 +11,11 @@ import sqlalchemy as sa
 from bot.storage.database import Database
 from bot.storage.tables import jobs as jobs_table
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import StandardDiscord, running_fake
+from tests.harness import StandardDiscord
 from tests.processes.test_shard_processes import finished, guild_on_shard
 from tests.procs import BotProcess, fresh_postgres_database, started_together
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    async with FakeRelay() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[StandardDiscord]:
-    async with running_fake() as fake:
-        yield fake
 
 
 def shard_process(fake: StandardDiscord, relay: FakeRelay, url: str, shard: int, **env: str) -> BotProcess:
