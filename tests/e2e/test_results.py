@@ -471,3 +471,41 @@ async def test_show_says_when_the_images_are_gone(world: World):
 
     assert "are gone" in reply.content
     assert not image_messages(show)
+
+
+async def test_show_finds_the_images_in_its_own_re_post_once_the_originals_are_deleted(world: World):
+    [message], job_id = await imagine_result(world)
+    first_show = await world.discord.slash("show", {"job": job_id})
+    await first_show.waiter.wait_for(
+        lambda: next((m for m in first_show.messages if "posted again" in m.content), None), 15, what="the re-post")
+    await world.discord.click(message, button(message, "delete"))
+    await world.discord.wait_for(lambda: message.deleted, 10, what="the original to be deleted")
+
+    second_show = await world.discord.slash("show", {"job": job_id})
+    summary = await second_show.waiter.wait_for(
+        lambda: next((m for m in second_show.messages if "posted again" in m.content), None), 15,
+        what="the second /show")
+
+    assert summary.content == f"Job `{job_id}`: 1 image posted again."
+    assert [data for m in image_messages(second_show) for _, data in m.files] == \
+        [data for _, data in message.files]
+
+
+async def test_an_edit_by_reply_to_a_re_post_records_the_job_it_came_from(boot, fake_discord, relay):
+    async with boot() as bot:
+        single = await fake_discord.slash("imagine", {"prompt": "a red fox"})
+        await finished(single)
+        [fox] = image_messages(single)
+        parent = job_id_of(fox)
+        show = await fake_discord.slash("show", {"job": parent})
+        await show.waiter.wait_for(
+            lambda: next((m for m in show.messages if "posted again" in m.content), None), 15, what="the re-post")
+        [repost] = image_messages(show)
+        relay.hold_after = 0  # the edit stays running while the test reads it
+        await fake_discord.user_message(fake_discord.general, fake_discord.alice,
+                                        f"{fake_discord.bot_user.mention} now at night", reply_to=repost)
+        await fake_discord.wait_for(lambda: len(relay.requests) == 2 or None, 15, what="the edit at the relay")
+        [child] = [job for job in await bot.jobs.unfinished() if job.kind == "edit"]
+        relay.release.set()
+
+    assert child.parent_job_id == parent and child.source_message_id == repost.id
