@@ -139,6 +139,7 @@ class SeedreamBot(commands.AutoShardedBot):
             quota=self.quota,
             restorer=DiscordRestorer(self, self.http_session, settings, self.jobs),
             max_attempts=settings.job_max_attempts,
+            on_ended=self.metrics.job_ended,
         )
         self.job_service = JobService(self.database, self.jobs, self.quota, self.runner,
                                       relay_concurrency=settings.relay_concurrency)
@@ -222,7 +223,7 @@ class SeedreamBot(commands.AutoShardedBot):
             return delivery_target(self, self.settings, delivery, store=self.jobs, job_id=job.id,
                                    quota_note=quota_note(status))
 
-        return await self.metrics.track_job(spec.kind, self.job_service.submit(spec, delivery.to_json(), target))
+        return await self.metrics.count_refusal(self.job_service.submit(spec, delivery.to_json(), target))
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: messages only matter to the reply flow's listener (cogs/edit.py)."""

@@ -6,17 +6,17 @@ bots in one process (the tests, the in-process bench) never register a name twic
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import time
 from collections.abc import Awaitable
+from typing import TypeVar
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.core.jobs.delivery import JobOutcome
 from bot.core.quota.errors import QuotaError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -61,32 +61,21 @@ class BotMetrics:
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    async def track_job(self, kind: str,
-                        submitting: Awaitable[asyncio.Future[JobOutcome]]) -> asyncio.Future[JobOutcome]:
-        """Await a job's submission and count how it ends; a `QuotaError` is a quota refusal."""
-        submitted = time.monotonic()
+    async def count_refusal(self, submitting: Awaitable[T]) -> T:
+        """Await a job's submission; a `QuotaError` is counted as a quota refusal."""
         try:
-            future = await submitting
+            return await submitting
         except QuotaError:
             self.quota_refusals.inc()
             raise
-        future.add_done_callback(functools.partial(self._job_ended, kind, submitted))
-        return future
 
-    def _job_ended(self, kind: str, submitted: float, future: asyncio.Future[JobOutcome]) -> None:
-        if future.cancelled():  # shutdown: the job is settled at the next start
-            return
-        error = future.exception()
-        if error is not None:
-            # Reading the exception here silences asyncio's "never retrieved" warning, so say it.
-            log.error("a %s job ended with an unexpected error", kind, exc_info=error)
-            self.jobs.labels(kind=kind, state="failed").inc()
-            return
-        outcome = future.result()
-        self.jobs.labels(kind=outcome.job.kind, state=str(outcome.job.state)).inc()
+    def job_ended(self, outcome: JobOutcome) -> None:
+        """Count a job's end (the runner calls it for every job it settles, resumed ones included)."""
+        job = outcome.job
+        self.jobs.labels(kind=job.kind, state=str(job.state)).inc()
         self.images_delivered.inc(outcome.delivered)
-        # `elapsed` runs from the start of the job's generation, so the rest is time in the queue.
-        self.queue_wait.observe(max(0.0, time.monotonic() - submitted - outcome.elapsed))
+        if job.started_at is not None:
+            self.queue_wait.observe(max(0.0, (job.started_at - job.created_at).total_seconds()))
 
     # -- relay, Discord, delivery -------------------------------------------------------------
 

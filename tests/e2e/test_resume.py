@@ -59,8 +59,11 @@ async def test_a_job_interrupted_mid_generation_is_generated_again_in_the_same_r
         summary = await finished(interaction)
         settled = await second.jobs.get(job.id)
         charged = await used(second, fake_discord)
+        metrics = second.metrics.render().decode()
 
     assert summary.content.startswith("✅")
+    # The process that resumed it counts it, though another process took the command.
+    assert 'seedream_jobs_total{kind="imagine",state="delivered"} 1.0' in metrics
     assert any("Resumed after a restart" in text for text in reply_texts(fake_discord, interaction))
     assert posted_images(fake_discord, job.id) == {0: 1}
     assert len(relay.requests) == 2 and settled is not None and settled.attempts == 2

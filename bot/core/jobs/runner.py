@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,6 +100,7 @@ class JobRunner:
         quota: QuotaGate | None = None,
         restorer: Restorer | None = None,
         max_attempts: int = 2,
+        on_ended: Callable[[JobOutcome], None] | None = None,
         poll_interval: float = 1.0,
         delivery_attempts: int = 4,
         delivery_backoff: float = 1.0,
@@ -111,6 +112,7 @@ class JobRunner:
         self._concurrency = concurrency
         self._per_user_limit = per_user_limit
         self._max_attempts = max_attempts
+        self._on_ended = on_ended  # e.g. the metrics: told of every job this runner settles
         self._poll_interval = poll_interval
         self._delivery_attempts = delivery_attempts
         self._delivery_backoff = delivery_backoff
@@ -306,7 +308,9 @@ class JobRunner:
             if ours and self._quota is not None:
                 await self._quota.release(job.id, "could not be resumed", conn=conn)
         await self._store.announced(job.id)  # there is nowhere to tell
-        return JobOutcome(dataclasses.replace(job, state=JobState.FAILED), 0, [], 0.0, error)
+        outcome = JobOutcome(dataclasses.replace(job, state=JobState.FAILED), 0, [], 0.0, error)
+        self._ended(outcome)
+        return outcome
 
     # --- one job ----------------------------------------------------------------------------
 
@@ -400,8 +404,16 @@ class JobRunner:
             job, state=state, error=message, result_message_ids=sender.message_ids, images=sender.images
         )
         outcome = JobOutcome(final, delivered, failures, time.monotonic() - started, error, sender.lost)
+        self._ended(outcome)
         await self._announce(target, outcome)
         return outcome
+
+    def _ended(self, outcome: JobOutcome) -> None:
+        if self._on_ended is not None:
+            try:
+                self._on_ended(outcome)
+            except Exception:
+                log.exception("job %s: its end could not be counted", outcome.job.id)
 
     async def _announce(self, target: DeliveryTarget, outcome: JobOutcome) -> None:
         """Tell the requester how the job ended, then note that they were told."""
