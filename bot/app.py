@@ -107,6 +107,7 @@ class SeedreamBot(commands.AutoShardedBot):
         )
         self.database = Database(settings.database_url)
         await self.database.migrate()
+        self.metrics.count_statements(self.database.engine.sync_engine)
         self.ops_server = await serve_ops(self, self.metrics, self.database, settings.metrics_port)
         self.jobs = JobStore(
             self.database, owner=instance_name(settings), lease=timedelta(seconds=settings.job_lease_seconds)

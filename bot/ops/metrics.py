@@ -12,6 +12,8 @@ from typing import TypeVar
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bot.core.jobs.delivery import JobOutcome
 from bot.core.quota.errors import QuotaError
@@ -51,6 +53,12 @@ class BotMetrics:
                                       registry=registry)
         self.discord_rate_limits = Counter("seedream_discord_rate_limits_total",
                                            "HTTP 429 answers from Discord's REST API.", registry=registry)
+        self.discord_requests = Counter("seedream_discord_requests_total",
+                                        "Requests made to Discord's REST API (webhooks included), by method.",
+                                        ["method"], registry=registry)
+        self.database_statements = Counter("seedream_database_statements_total",
+                                           "SQL statements sent to the database (BEGIN and COMMIT excluded).",
+                                           registry=registry)
         self.delivery_fallbacks = Counter("seedream_delivery_fallbacks_total",
                                           "Result messages posted in the channel because the interaction "
                                           "token had expired.", registry=registry)
@@ -90,14 +98,28 @@ class BotMetrics:
         """A result went to the channel instead of the interaction (its token had expired)."""
         self.delivery_fallbacks.inc()
 
+    def count_statements(self, engine: Engine) -> None:
+        """Count every statement `engine` sends (the figure the performance bench reports per job)."""
+        statements = self.database_statements
+
+        def before_cursor_execute(*_args: object) -> None:
+            statements.inc()
+
+        event.listen(engine, "before_cursor_execute", before_cursor_execute)
+
     def discord_trace(self) -> aiohttp.TraceConfig:
-        """Given to discord.py as `http_trace`: counts each 429 from Discord's REST API."""
+        """Given to discord.py as `http_trace`: counts each request to Discord's REST API, and each 429."""
         trace = aiohttp.TraceConfig()
+
+        async def on_request_start(_session: aiohttp.ClientSession, _context: object,
+                                   params: aiohttp.TraceRequestStartParams) -> None:
+            self.discord_requests.labels(params.method).inc()
 
         async def on_request_end(_session: aiohttp.ClientSession, _context: object,
                                  params: aiohttp.TraceRequestEndParams) -> None:
             if params.response.status == 429:
                 self.discord_rate_limits.inc()
 
+        trace.on_request_start.append(on_request_start)
         trace.on_request_end.append(on_request_end)
         return trace
