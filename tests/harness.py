@@ -27,6 +27,7 @@ from discord.http import Route
 
 from bot.config import Settings, load_settings
 from bot.core.jobs.naming import image_index
+from bot.storage.jobs import JobRecord, JobStore
 from tests.fakes.discord_state import MANAGE_GUILD, Channel, Guild, Role, User
 from tests.fakes.fake_discord import FakeDiscord
 
@@ -137,3 +138,32 @@ def posted_images(fake: StandardDiscord, job_id: str) -> Counter[int]:
             if index is not None:
                 seen[index] += 1
     return seen
+
+
+async def settled(jobs: JobStore, job_id: str, timeout: float = 10.0) -> JobRecord:
+    """The job once its end is in the database. Discord shows a job's last message a moment
+    before the transaction that records it (and its charge) commits: a test that reads the
+    database after seeing the summary waits for this first."""
+    async def ended() -> JobRecord:
+        while True:
+            job = await jobs.get(job_id)
+            if job is not None and job.state.finished and job.announced:
+                return job
+            await asyncio.sleep(0.01)
+
+    try:
+        return await asyncio.wait_for(ended(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"job {job_id} was not settled in the database within {timeout}s") from None
+
+
+async def idle(jobs: JobStore, timeout: float = 10.0) -> None:
+    """Until no job is queued or running in the database (see `settled`)."""
+    async def drained() -> None:
+        while await jobs.unfinished():  # noqa: ASYNC110 (the database has no event to wait on)
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(drained(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"jobs were still unfinished in the database after {timeout}s") from None

@@ -108,6 +108,29 @@ class InteractionTarget:
         return await self._post_in_channel(here, embed=embed, files=result_files(batch), view=view,
                                            nonce=result_nonce(batch.job.id, indices))
 
+    async def send_final(self, batch: ResultBatch, outcome: JobOutcome) -> list[int]:
+        """The deferred reply becomes the result: one edit with the summary, images, embed and
+        buttons (the job's only request after the defer). Past the token, a reply in the channel."""
+        embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
+        indices = [file.index for file in batch.files]
+        view = result_view(batch.job.id, indices, batch.job.request.locale)
+        text = outcome_text(outcome)
+        if self.token_usable() and self._webhook is not None:
+            try:
+                message = await self._webhook.edit_message(  # type: ignore[call-overload]
+                    "@original", content=text, embed=embed, attachments=result_files(batch), view=view,
+                    allowed_mentions=NO_PINGS)
+                return [message.id]
+            except discord.HTTPException as error:
+                if not self._is_token_error(error):
+                    raise
+                log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
+        if self._on_fallback is not None:
+            self._on_fallback()
+        message = await self._post_in_channel(text, embed=embed, files=result_files(batch), view=view,
+                                              nonce=result_nonce(batch.job.id, indices))
+        return [message.id]
+
     async def finished(self, outcome: JobOutcome) -> None:
         text = outcome_text(outcome)
         if self.token_usable():

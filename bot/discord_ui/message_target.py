@@ -97,6 +97,12 @@ class MessageTarget:
     async def find_posted(self, job: JobRecord) -> Mapping[int, Sequence[int]]:
         return await find_posted(self._client, job, self._delivery.channel_id)
 
+    async def send_final(self, batch: ResultBatch, outcome: JobOutcome) -> list[int]:
+        """The images as a reply that pings the member, then the summary on the status reply."""
+        posted = await self.send_images(batch)
+        await self.finished(outcome)
+        return posted
+
     async def finished(self, outcome: JobOutcome) -> None:
         await self._show(outcome_text(outcome), final=True)
 

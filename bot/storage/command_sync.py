@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.core.clock import utcnow
-from bot.storage.database import Database
+from bot.storage.database import Database, upsert
 from bot.storage.tables import command_sync
 
 
@@ -26,9 +24,5 @@ class CommandSyncStore:
         values = {"scope": scope, "payload_hash": payload_hash, "synced_at": utcnow()}
         replace = {"payload_hash": payload_hash, "synced_at": values["synced_at"]}
         async with self._database.transaction() as connection:
-            if connection.dialect.name == "sqlite":
-                await connection.execute(sqlite_insert(command_sync).values(**values).on_conflict_do_update(
-                    index_elements=[command_sync.c.scope], set_=replace))
-            else:
-                await connection.execute(pg_insert(command_sync).values(**values).on_conflict_do_update(
-                    index_elements=[command_sync.c.scope], set_=replace))
+            await connection.execute(
+                upsert(connection.dialect.name, command_sync, values, key=["scope"], update=replace))

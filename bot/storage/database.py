@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Executable, Table, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -28,6 +30,19 @@ def async_url(database_url: str) -> str:
     if url.drivername in ("postgresql", "postgresql+asyncpg"):
         return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     raise ValueError(f"unsupported database scheme {url.drivername!r}")
+
+
+def upsert(dialect: str, table: Table, values: Mapping[str, Any], *, key: Sequence[str],
+           update: Mapping[str, Any] | None = None) -> Executable:
+    """INSERT `values`; where a row with the same `key` exists, set `update` on it instead (or,
+    without `update`, leave it alone). One statement on either backend (ON CONFLICT)."""
+    if dialect == "sqlite":
+        sqlite_statement = sqlite_insert(table).values(**values)
+        return (sqlite_statement.on_conflict_do_update(index_elements=list(key), set_=dict(update)) if update
+                else sqlite_statement.on_conflict_do_nothing(index_elements=list(key)))
+    postgresql_statement = postgresql_insert(table).values(**values)
+    return (postgresql_statement.on_conflict_do_update(index_elements=list(key), set_=dict(update)) if update
+            else postgresql_statement.on_conflict_do_nothing(index_elements=list(key)))
 
 
 def migration_config() -> Config:

@@ -29,7 +29,7 @@ from bot.core.clock import utcnow
 from bot.core.jobs.naming import new_job_id
 from bot.core.jobs.spec import StoredRequest
 from bot.core.relay.models import GeneratedImage
-from bot.storage.database import Database
+from bot.storage.database import Database, upsert
 from bot.storage.tables import job_messages, job_results, jobs
 
 ID_ATTEMPTS = 5
@@ -262,6 +262,16 @@ class JobStore:
         async with self._db.join(conn) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
+            # The queue first: most claims (a job ended, a poll) find it empty and stop at one read.
+            candidates = (await conn.execute(
+                sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts)
+                .where(jobs.c.state == JobState.QUEUED.value)
+                .order_by(jobs.c.created_at, jobs.c.id)
+                .limit(CLAIM_WINDOW)
+                .with_for_update(skip_locked=True)
+            )).all()
+            if not candidates:
+                return []
             now = self._clock()
             live = sa.and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at > now)
             used = (await conn.execute(
@@ -273,13 +283,6 @@ class JobStore:
             running: dict[int, int] = dict((await conn.execute(
                 sa.select(jobs.c.requester_id, sa.func.count()).where(live).group_by(jobs.c.requester_id)
             )).all())
-            candidates = (await conn.execute(
-                sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts)
-                .where(jobs.c.state == JobState.QUEUED.value)
-                .order_by(jobs.c.created_at, jobs.c.id)
-                .limit(CLAIM_WINDOW)
-                .with_for_update(skip_locked=True)
-            )).all()
             picked: list[str] = []
             fresh: set[str] = set()
             for job_id, requester_id, slots, attempts in candidates:
@@ -365,13 +368,12 @@ class JobStore:
 
     async def save_result(self, job_id: str, image: GeneratedImage) -> None:
         """Keep an image the relay produced until the job ends (a resumed job posts it from here)."""
+        values = {"content": image.content, "content_type": image.content_type, "size": image.size,
+                  "created_at": self._clock()}
+        keep = upsert(self._db.dialect, job_results, {"job_id": job_id, "image_index": image.index, **values},
+                      key=["job_id", "image_index"], update=values)
         async with self._db.transaction() as conn:
-            await conn.execute(job_results.delete().where(
-                job_results.c.job_id == job_id, job_results.c.image_index == image.index))
-            await conn.execute(job_results.insert().values(
-                job_id=job_id, image_index=image.index, content=image.content, content_type=image.content_type,
-                size=image.size, created_at=self._clock(),
-            ))
+            await conn.execute(keep)
 
     async def results(self, job_id: str) -> list[GeneratedImage]:
         """The images kept for an unfinished job, by index."""
@@ -470,6 +472,40 @@ class JobStore:
             if changed:
                 await joined.execute(job_results.delete().where(job_results.c.job_id == job_id))
         return changed
+
+    async def finish_posted(
+        self,
+        job_id: str,
+        message_id: int,
+        posted: Sequence[Mapping[str, Any]],
+        *,
+        channel_id: int | None,
+        result_message_ids: Sequence[int],
+        images: Sequence[Mapping[str, Any]],
+        conn: AsyncConnection,
+    ) -> bool:
+        """The job's last message went out with its summary: record it (`posted`: its images),
+        end the job as delivered with its results (`result_message_ids`, `images`: all of them)
+        and note its requester was told, in the caller's transaction (the one that charges).
+
+        What `record_posted`, `finish` and `announced` do apart, in two statements and a delete;
+        False (the job's row untouched) if it had finished already.
+        """
+        indices = sorted(int(image["index"]) for image in posted)
+        await conn.execute(upsert(
+            self._db.dialect, job_messages,
+            {"message_id": message_id, "job_id": job_id, "channel_id": channel_id, "kind": "result",
+             "images": indices, "created_at": self._clock()},
+            key=["message_id"], update={"images": indices}))
+        result = await conn.execute(
+            jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(UNFINISHED)).values(
+                state=JobState.DELIVERED.value, error=None, finished_at=self._clock(), dedupe_key=None,
+                result_message_ids=list(result_message_ids), images=[dict(image) for image in images],
+                announced=True, delivery=None, lease_owner=None, lease_expires_at=None))
+        if not result.rowcount:
+            return False
+        await conn.execute(job_results.delete().where(job_results.c.job_id == job_id))
+        return True
 
     async def announced(self, job_id: str) -> None:
         """The requester was told how the job ended: drop its delivery record and lease."""

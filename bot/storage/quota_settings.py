@@ -15,10 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.database import upsert
 from bot.storage.rows import from_row
 from bot.storage.tables import quota_guilds, quota_members, quota_roles
 
@@ -54,12 +53,7 @@ class RoleRow:
 
 async def ensure_row(conn: AsyncConnection, table: sa.Table, **key: int) -> None:
     """Insert the row with only its key if it is missing (other columns take defaults)."""
-    if conn.dialect.name == "sqlite":
-        sqlite_statement = sqlite_insert(table).values(**key).on_conflict_do_nothing(index_elements=list(key))
-        await conn.execute(sqlite_statement)
-    else:
-        pg_statement = pg_insert(table).values(**key).on_conflict_do_nothing(index_elements=list(key))
-        await conn.execute(pg_statement)
+    await conn.execute(upsert(conn.dialect.name, table, key, key=list(key)))
 
 
 async def read_guild(conn: AsyncConnection, guild_id: int, *, lock: bool = False) -> GuildRow:

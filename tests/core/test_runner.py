@@ -134,6 +134,11 @@ class RecordingTarget:
     async def finished(self, outcome: JobOutcome) -> None:
         self.outcomes.append(outcome)
 
+    async def send_final(self, batch: ResultBatch, outcome: JobOutcome) -> list[int]:
+        posted = await self.send_images(batch)
+        await self.finished(outcome)
+        return posted
+
     async def find_posted(self, job: JobRecord) -> dict[int, list[int]]:
         return {}
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 from tests.e2e.conftest import World
 from tests.fakes.fake_relay import large_jpeg_factory
+from tests.harness import settled
 
 
 async def finished(interaction, timeout: float = 15.0):
@@ -46,8 +47,8 @@ async def test_single_image_reaches_the_channel_byte_identical(world: World):
     assert fields["Model"] == "doubao-seedream-4-0-250828"
     assert fields["Size"].startswith("2K")
     job_id = embed["footer"]["text"].removeprefix("Job ")
-    job = await world.bot.jobs.get(job_id)
-    assert job is not None and job.state == "delivered" and job.result_message_ids == [message.id]
+    job = await settled(world.bot.jobs, job_id)
+    assert job.state == "delivered" and job.result_message_ids == [message.id]
 
 
 async def test_set_of_fifteen_images_arrives_whole_in_order(world: World):
@@ -128,7 +129,9 @@ async def test_expired_token_posts_to_the_channel_mentioning_the_requester(world
 
 
 async def test_token_rejected_mid_job_falls_back_to_the_channel(world: World):
-    world.discord.fail_next("POST", r"^/webhooks/", 401, {"message": "Invalid Webhook Token", "code": 50027})
+    # A one-image job's one request after the defer is the edit of its reply, with the image.
+    world.discord.fail_next("PATCH", r"^/webhooks/.*/@original$", 401,
+                            {"message": "Invalid Webhook Token", "code": 50027})
     await world.imagine(prompt="a lighthouse")
 
     message = await world.discord.wait_for_message(world.discord.general, lambda m: bool(m.files) and not m.via_webhook)
@@ -136,7 +139,7 @@ async def test_token_rejected_mid_job_falls_back_to_the_channel(world: World):
 
 
 async def test_discord_429_on_upload_is_retried_and_nothing_is_lost(world: World):
-    world.discord.fail_next("POST", r"^/webhooks/", 429)
+    world.discord.fail_next("PATCH", r"^/webhooks/.*/@original$", 429)
     interaction = await world.imagine(prompt="a kite")
     await finished(interaction)
     [message] = image_messages(interaction)
@@ -144,8 +147,25 @@ async def test_discord_429_on_upload_is_retried_and_nothing_is_lost(world: World
 
 
 async def test_discord_500s_on_upload_are_retried_until_the_images_arrive(world: World):
-    world.discord.fail_next("POST", r"^/webhooks/", 500, times=2)
+    world.discord.fail_next("PATCH", r"^/webhooks/.*/@original$", 500, times=2)
     interaction = await world.imagine(prompt="a boat")
     await finished(interaction, timeout=60)
     [message] = image_messages(interaction)
     assert [data for _, data in message.files] == world.relay.served_images
+
+
+async def test_a_one_image_job_costs_two_discord_requests_the_defer_and_one_edit_with_everything(world: World):
+    before = len(world.discord.requests)
+    interaction = await world.imagine(prompt="a paper boat")
+    summary = await finished(interaction)
+
+    made = [(r.method, r.path) for r in world.discord.requests[before:]
+            if interaction.token in r.path or str(interaction.id) in r.path]
+    assert made == [("POST", f"/interactions/{interaction.id}/{interaction.token}/callback"),
+                    ("PATCH", f"/webhooks/{world.discord.app_id}/{interaction.token}/messages/@original")]
+    # That one edit is the whole result: the summary, the image, its embed and its buttons.
+    assert summary.content.startswith("✅ Done") and [data for _, data in summary.files] == world.relay.served_images
+    assert summary.embeds and summary.embeds[0]["footer"]["text"].startswith("Job ")
+    assert any(custom_id.startswith("sd:reroll:") for custom_id in summary.custom_ids)
+    job = await settled(world.bot.jobs, summary.embeds[0]["footer"]["text"].removeprefix("Job "))
+    assert job.result_message_ids == [summary.id] and not job.delivery and job.lease_owner is None

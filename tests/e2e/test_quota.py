@@ -23,7 +23,7 @@ from bot.storage.database import Database
 from tests.conftest import POSTGRES_URL, require_postgres
 from tests.e2e.conftest import BotStarter
 from tests.fakes.fake_relay import FakeRelay, ark_error
-from tests.harness import StandardDiscord, running_fake
+from tests.harness import StandardDiscord, idle, running_fake
 
 if TYPE_CHECKING:
     from tests.fakes.discord_state import Channel, FakeInteraction, Role, StoredMessage, User
@@ -209,8 +209,9 @@ async def test_non_moderator_cannot_see_another_members_quota(boot: BotStarter, 
 
 async def test_moderator_sees_any_members_quota(boot: BotStarter, fake_discord: StandardDiscord):
     alice, mod = fake_discord.alice, fake_discord.mod
-    async with boot(quota_default_limit=4):
+    async with boot(quota_default_limit=4) as bot:
         await finished(await imagine(fake_discord, count=1))
+        await idle(bot.jobs)  # the charge commits a moment after the result shows
         answer = await quota(fake_discord, "show", mod, user=alice)
     numbers = fields(answer)
     assert numbers["Used today"] == "1 image" and numbers["Remaining"] == "3 images"

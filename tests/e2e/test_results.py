@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image
 
+from tests import harness
 from tests.e2e.conftest import World
 from tests.fakes.discord_state import MANAGE_MESSAGES, FakeInteraction, StoredMessage
 
@@ -61,6 +62,7 @@ async def imagine_result(world: World, **options: Any) -> tuple[list[StoredMessa
     summary = await finished(interaction, within=30)
     assert summary.content.startswith("✅"), summary.content
     messages = image_messages(interaction)
+    await harness.settled(world.bot.jobs, job_id_of(messages[0]))
     return messages, job_id_of(messages[0])
 
 
@@ -134,8 +136,7 @@ async def test_reroll_runs_the_same_request_again_and_links_to_its_source(world:
     [result] = image_messages(click)
     assert message.id != result.id
     assert fields(result)["From"].endswith(f"/{world.discord.general.id}/{message.id}")
-    job = await world.bot.jobs.get(job_id_of(result))
-    assert job is not None
+    job = await harness.settled(world.bot.jobs, job_id_of(result))
     assert (job.kind, job.parent_job_id, job.source_message_id) == ("reroll", job_id, message.id)
     assert job.requester_id == world.discord.alice.id
     assert job.dedupe_key is None  # released once the job finished
@@ -167,6 +168,7 @@ async def test_a_double_click_starts_one_job_and_a_later_click_starts_another(wo
     assert all(m.ephemeral for m in refused.messages)
     assert len(world.relay.requests) == 2  # the original and one reroll
 
+    await harness.idle(world.bot.jobs)  # the reroll's end (and its dedupe key) commits just after its summary
     third = await world.discord.click(message, button(message, "reroll"))
     await finished(third)
     assert len(world.relay.requests) == 3
@@ -497,6 +499,7 @@ async def test_an_edit_by_reply_to_a_re_post_records_the_job_it_came_from(boot, 
         await finished(single)
         [fox] = image_messages(single)
         parent = job_id_of(fox)
+        await harness.settled(bot.jobs, parent)
         show = await fake_discord.slash("show", {"job": parent})
         await show.waiter.wait_for(
             lambda: next((m for m in show.messages if "posted again" in m.content), None), 15, what="the re-post")

@@ -88,6 +88,7 @@ class Hold:
     held: list[RecordedRequest]
     _released: asyncio.Event
     _process: bool = True
+    content: re.Pattern[str] | None = None  # only requests whose payload's content matches
 
     def release(self, *, process: bool = True) -> None:
         """Answer the held requests: handled as usual, or (`process=False`) refused with a 503 as if
@@ -182,14 +183,16 @@ class FakeDiscord(DiscordRoutes):
         self.faults.append(Fault(method.upper(), re.compile(path_regex), status, json_body,
                                  dict(headers), times, after_effect))
 
-    def hold(self, method: str, path_regex: str, *, after: int = 0) -> Hold:
+    def hold(self, method: str, path_regex: str, *, after: int = 0, content: str | None = None) -> Hold:
         """Hold matching REST requests (after letting `after` of them through) until released.
 
         For crash tests: `hold = fake.hold("POST", r"^/webhooks/", after=2)`, wait for
         `hold.held`, kill the bot, then `hold.release(process=False)` (the post never landed) or
-        `hold.release()` (it landed, and the bot died before it heard so).
+        `hold.release()` (it landed, and the bot died before it heard so). With `content`, only
+        requests whose payload's `content` matches that regex are held (e.g. the final summary).
         """
-        hold = Hold(method.upper(), re.compile(path_regex), after, [], asyncio.Event())
+        hold = Hold(method.upper(), re.compile(path_regex), after, [], asyncio.Event(),
+                    content=re.compile(content) if content is not None else None)
         self.holds.append(hold)
         return hold
 
@@ -198,6 +201,8 @@ class FakeDiscord(DiscordRoutes):
         for hold in self.holds:
             if hold._released.is_set() or hold.method not in ("*", record.method) \
                     or not hold.pattern.search(record.path):
+                continue
+            if hold.content is not None and not hold.content.search(str((record.payload or {}).get("content") or "")):
                 continue
             if hold.let_through > 0:
                 hold.let_through -= 1

@@ -45,6 +45,11 @@ class Ledger:
         return await poll(stored, f"{count} job(s) stored")
 
     async def used(self, fake: StandardDiscord) -> tuple[int, int]:
+        """(used, reserved) once every job has ended in the database (Discord shows a job's last
+        message a moment before the transaction that charges it commits)."""
+        async def ended() -> bool:
+            return not await self.jobs.unfinished()
+        await poll(ended, "every job to end in the database")
         status = await self.quota.status(fake.guild.id, fake.alice.id, [])
         return status.used, status.reserved
 
@@ -96,6 +101,7 @@ async def test_kill_while_one_job_generates_and_another_waits_in_the_queue(
         relay.release.set()
         await bot.start()
         texts = [await summary(generating), await summary(waiting)]
+        used = await ledger.used(fake_discord)
 
     assert all(text.startswith("✅") for text in texts)
     for job in jobs:
@@ -104,12 +110,13 @@ async def test_kill_while_one_job_generates_and_another_waits_in_the_queue(
     # the one still queued only once.
     calls = Counter(request.body["prompt"] for request in relay.requests)
     assert sorted(calls.values()) == [1, 2] and set(calls) == {"first, at the relay", "second, in the queue"}
-    assert await ledger.used(fake_discord) == (2, 0)
+    assert used == (2, 0)
 
 
 async def test_kill_after_the_relay_answered_but_before_the_image_was_posted(
         fake_discord, relay, ledger, bot_process) -> None:
-    upload = fake_discord.hold("POST", r"^/webhooks/\d+/[^/]+$")
+    # A one-image job's image goes out in the one edit of its deferred reply, with the summary.
+    upload = fake_discord.hold("PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$")
     async with bot_process() as bot:
         interaction = await fake_discord.slash("imagine", {"prompt": "a lantern"})
         [job] = await ledger.unfinished(1)
@@ -118,16 +125,17 @@ async def test_kill_after_the_relay_answered_but_before_the_image_was_posted(
         upload.release(process=False)  # it never landed
         await bot.start()
         text = await summary(interaction)
+        used = await ledger.used(fake_discord)  # while the bot lives: it records just after the summary
 
     assert text.startswith("✅")
     assert len(relay.requests) == 1  # posted from what was kept, not generated again
     assert posted_images(fake_discord, job.id) == {0: 1}
-    assert await ledger.used(fake_discord) == (1, 0)
+    assert used == (1, 0)
 
 
 async def test_kill_after_the_post_landed_but_before_the_bot_heard_of_it(
         fake_discord, relay, ledger, bot_process) -> None:
-    upload = fake_discord.hold("POST", r"^/webhooks/\d+/[^/]+$")
+    upload = fake_discord.hold("PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$")
     async with bot_process() as bot:
         interaction = await fake_discord.slash("imagine", {"prompt": "a compass"})
         [job] = await ledger.unfinished(1)
@@ -137,11 +145,12 @@ async def test_kill_after_the_post_landed_but_before_the_bot_heard_of_it(
         await fake_discord.wait_for(lambda: posted_images(fake_discord, job.id) or None, 10, what="the post to land")
         await bot.start()
         text = await summary(interaction)
+        used = await ledger.used(fake_discord)  # while the bot lives: it records just after the summary
 
     assert text.startswith("✅")
     assert len(relay.requests) == 1
     assert posted_images(fake_discord, job.id) == {0: 1}  # found in the channel, not posted again
-    assert await ledger.used(fake_discord) == (1, 0)
+    assert used == (1, 0)
 
 
 async def test_kill_after_two_of_four_set_images_were_posted(fake_discord, relay, ledger, bot_process) -> None:
@@ -156,30 +165,36 @@ async def test_kill_after_two_of_four_set_images_were_posted(fake_discord, relay
         relay.release.set()
         await bot.start()
         text = await summary(interaction)
+        used = await ledger.used(fake_discord)  # while the bot lives: it records just after the summary
 
     assert text.startswith("✅")
     assert posted_images(fake_discord, job.id) == {0: 1, 1: 1, 2: 1, 3: 1}
     asked = [request.body["sequential_image_generation_options"]["max_images"] for request in relay.requests]
     assert asked == [4, 2]  # the restart asked only for the two still missing
-    assert await ledger.used(fake_discord) == (4, 0)
+    assert used == (4, 0)
 
 
 async def test_kill_during_settlement(fake_discord, relay, ledger, bot_process) -> None:
-    # A one-image job's first edit of its reply is the final summary, sent once the job is settled.
-    reply = fake_discord.hold("PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$")
+    # A set's images go out as they arrive; the summary edit of the reply comes once the job is settled.
+    relay.hold_after = 1
+    reply = fake_discord.hold("PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$", content="^✅")
     async with bot_process() as bot:
-        interaction = await fake_discord.slash("imagine", {"prompt": "a harbour"})
+        interaction = await fake_discord.slash("imagine", {"prompt": "a harbour", "count": 2})
         [job] = await ledger.unfinished(1)
+        await fake_discord.wait_for(lambda: posted_images(fake_discord, job.id) or None, 30,
+                                    what="the first image posted")
+        relay.release.set()
         await fake_discord.wait_for(lambda: reply.held, 30, what="the summary edit to be held")
         await bot.kill()
         reply.release(process=False)
         await bot.start()
         text = await summary(interaction)
+        used = await ledger.used(fake_discord)  # while the bot lives: it records just after the summary
 
     assert text.startswith("✅")  # the reply is not left "thinking…"
     assert len(relay.requests) == 1
-    assert posted_images(fake_discord, job.id) == {0: 1}
-    assert await ledger.used(fake_discord) == (1, 0)
+    assert posted_images(fake_discord, job.id) == {0: 1, 1: 1}
+    assert used == (2, 0)
 
 
 async def test_sigterm_past_the_grace_period_hands_the_job_back_for_the_next_start(
@@ -194,10 +209,11 @@ async def test_sigterm_past_the_grace_period_hands_the_job_back_for_the_next_sta
         relay.release.set()
         await bot.start()
         text = await summary(interaction)
+        used = await ledger.used(fake_discord)  # while the bot lives: it records just after the summary
         log = bot.log()
 
     assert code == 0 and "handed 1 unfinished job(s) back to the queue" in log
     assert handed_back is not None and handed_back.state == "queued" and handed_back.lease_owner is None
     assert text.startswith("✅")
     assert posted_images(fake_discord, job.id) == {0: 1}
-    assert await ledger.used(fake_discord) == (1, 0)
+    assert used == (1, 0)

@@ -13,7 +13,7 @@ from bot.storage.jobs import JobStore
 from bot.storage.tables import jobs as jobs_table
 from tests.fakes.discord_state import Channel, FakeInteraction, Guild
 from tests.fakes.fake_relay import FakeRelay
-from tests.harness import StandardDiscord
+from tests.harness import StandardDiscord, settled
 from tests.procs import BotProcess, fresh_postgres_database, started_together
 
 
@@ -80,7 +80,9 @@ async def test_two_shard_processes_on_one_postgresql_each_answer_the_guilds_of_t
             database = Database(url)
             try:
                 jobs = JobStore(database, owner="the-test")
-                first_job, second_job = await jobs.get(job_id_of(on_first)), await jobs.get(job_id_of(on_second))
+                # The end of each job commits a moment after its summary shows.
+                first_job, second_job = (await settled(jobs, job_id_of(on_first)),
+                                         await settled(jobs, job_id_of(on_second)))
             finally:
                 await database.close()
 

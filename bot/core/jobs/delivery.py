@@ -47,6 +47,12 @@ class DeliveryTarget(Protocol):
 
     async def finished(self, outcome: JobOutcome) -> None: ...
 
+    async def send_final(self, batch: ResultBatch, outcome: JobOutcome) -> list[int]:
+        """Post a job's whole result together with how it ended (`outcome`), as its last word:
+        the runner uses it when every image fits in one message, and then calls no `finished`.
+        The ids of the messages now holding the images."""
+        ...
+
     async def find_posted(self, job: JobRecord) -> Mapping[int, Sequence[int]]:
         """Messages already carrying images of `job` (message id -> image indices): what an
         interrupted attempt may have posted without recording it."""

@@ -338,7 +338,45 @@ class JobRunner:
             sender.cancel()
             raise
         await sender.close()
+        whole = sender.take_whole_job()
+        if whole:
+            batches = await sender.fit(whole)
+            if len(batches) == 1 and error is None and not failures:
+                return await self._deliver_whole(job, target, sender, batches[0], started)
+            for batch in batches:
+                await sender.post(batch)
         return await self._settle(job, target, sender, failures, error, started)
+
+    async def _deliver_whole(self, job: JobRecord, target: DeliveryTarget, sender: _BatchSender,
+                             batch: ResultBatch, started: float) -> JobOutcome:
+        """Every image in one message: post it with the summary, then record the message, the
+        charge, the job's end and the telling in one transaction (a one-image job's whole life
+        after the defer is one Discord request and this write)."""
+        files = batch.files
+        delivered = len(files)
+        described = [*sender.images, *(_describe(file) for file in files)]
+        final = dataclasses.replace(job, state=JobState.DELIVERED, error=None, images=described)
+        outcome = JobOutcome(final, delivered, [], time.monotonic() - started, None, sender.lost)
+        try:
+            message_ids = await self._send_with_retries(target, batch, final=outcome)
+        except Exception:
+            log.exception("job %s: %d image(s) could not be posted", job.id, delivered)
+            sender.lost += delivered
+            return await self._settle(job, target, sender, [], None, started)
+        message_ids = [*sender.message_ids, *(i for i in message_ids if i not in sender.message_ids)]
+        await self._completed(self._finish_posted(job, message_ids, described, files, delivered))
+        outcome = dataclasses.replace(outcome, job=dataclasses.replace(final, result_message_ids=message_ids))
+        self._ended(outcome)
+        return outcome
+
+    async def _finish_posted(self, job: JobRecord, message_ids: Sequence[int], described: Sequence[Mapping[str, Any]],
+                             files: Sequence[OutgoingFile], delivered: int) -> None:
+        posted = [dict(image) for image in described if int(image["index"]) in {file.index for file in files}]
+        async with self._store.transaction() as conn:
+            ours = await self._store.finish_posted(job.id, message_ids[-1], posted, channel_id=job.channel_id,
+                                                   result_message_ids=message_ids, images=described, conn=conn)
+            if ours and self._quota is not None:
+                await self._quota.commit(job.id, delivered, conn=conn)
 
     async def _generate(
         self,
@@ -455,13 +493,17 @@ class JobRunner:
                 else:
                     await self._quota.release(job_id, message or "no image produced", conn=conn)
 
-    async def _send_with_retries(self, target: DeliveryTarget, batch: ResultBatch) -> list[int]:
-        """Post a batch; before each retry, look whether the failed try did post it after all (its
-        answer lost on the way back), so a retry never posts the images twice."""
+    async def _send_with_retries(self, target: DeliveryTarget, batch: ResultBatch, *,
+                                 final: JobOutcome | None = None) -> list[int]:
+        """Post a batch (with `final`: the job's whole result and its summary); before each retry,
+        look whether the failed try did post it after all (its answer lost on the way back), so a
+        retry never posts the images twice."""
         for attempt in range(self._delivery_attempts):
             try:
                 if attempt and (already := await _posted_already(target, batch)):
                     return already
+                if final is not None:
+                    return await target.send_final(batch, final)
                 return await target.send_images(batch)
             except Exception:
                 log.warning("job %s: posting images failed (attempt %d)", batch.job.id, attempt + 1,
@@ -523,6 +565,7 @@ class _BatchSender:
     _pending: list[GeneratedImage] = field(default_factory=list)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: bool = False
+    _posting: bool = False  # a post has begun: the job is no longer one message with its summary
     _task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -554,36 +597,55 @@ class _BatchSender:
         self.received += 1
         self._wakeup.set()
 
+    def _holds_whole_job(self) -> bool:
+        """Every image is here and none was posted: they wait for the job's end, to go out in
+        one message with its summary (`take_whole_job`)."""
+        return bool(self._pending) and not self._posting and not self.delivered and self.received >= self._total
+
+    def take_whole_job(self) -> list[GeneratedImage]:
+        """After `close`: the images held back as the job's whole result (else none)."""
+        if not self._holds_whole_job():
+            return []
+        images, self._pending = self._pending, []
+        return images
+
     async def _loop(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if self._pending:
+            if self._pending and not self._holds_whole_job():
                 images, self._pending = self._pending, []
+                self._posting = True
                 try:
-                    await self._post(images)
+                    for batch in await self.fit(images):
+                        await self.post(batch)
                 except Exception:  # e.g. an image that cannot be fitted at all
                     log.exception("job %s: %d image(s) could not be posted", self._job.id, len(images))
                     self.lost += len(images)
-            if self._closing and not self._pending:
+            if self._closing and (not self._pending or self._holds_whole_job()):
                 return
 
-    async def _post(self, images: Sequence[GeneratedImage]) -> None:
-        """Fit the images into messages and post them, retrying failed sends; record each post."""
+    async def fit(self, images: Sequence[GeneratedImage]) -> list[ResultBatch]:
+        """The images fitted into messages (re-encoded where a file would be too large)."""
         batches = await fit_images(images, job_id=self._job.id, file_limit=self._target.file_limit())
         sizes = {image.index: image.size for image in images if image.size}
-        for files in batches:
-            batch = ResultBatch(self._job, files, self._total, time.monotonic() - self._started, sizes)
-            try:
-                message_ids = await self._runner._send_with_retries(self._target, batch)
-            except Exception:
-                log.exception("job %s: %d image(s) could not be posted", self._job.id, len(files))
-                self.lost += len(files)
-                continue
-            await self._runner._record(self._job, message_ids, files)
-            self.message_ids.extend(i for i in message_ids if i not in self.message_ids)
-            self.images.extend(_describe(file) for file in files)
-            self.delivered.update(file.index for file in files)
+        elapsed = time.monotonic() - self._started
+        return [ResultBatch(self._job, files, self._total, elapsed, sizes) for files in batches]
+
+    async def post(self, batch: ResultBatch) -> None:
+        """Post one message of images, retrying failed sends; record it with its charge."""
+        self._posting = True
+        files = batch.files
+        try:
+            message_ids = await self._runner._send_with_retries(self._target, batch)
+        except Exception:
+            log.exception("job %s: %d image(s) could not be posted", self._job.id, len(files))
+            self.lost += len(files)
+            return
+        await self._runner._record(self._job, message_ids, files)
+        self.message_ids.extend(i for i in message_ids if i not in self.message_ids)
+        self.images.extend(_describe(file) for file in files)
+        self.delivered.update(file.index for file in files)
 
     def cancel(self) -> None:
         if self._task is not None:
