@@ -268,7 +268,7 @@ async def run(args: argparse.Namespace) -> None:
                           f"{(burst.peak_rss - first_rss) / 2**20:+.0f} MiB")
 
 
-def main() -> None:
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100, help="commands per burst, all at once")
     parser.add_argument("--bursts", type=int, default=1, help="consecutive bursts (memory growth)")
@@ -278,7 +278,11 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=1, help="bot processes, one shard each (PostgreSQL)")
     parser.add_argument("--profile", action="store_true", help="py-spy profile of the last burst")
     parser.add_argument("--in-process", action="store_true", help="run the bot in this process")
-    asyncio.run(run(parser.parse_args()))
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    asyncio.run(run(parse()))
 
 
 if __name__ == "__main__":

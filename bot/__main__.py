@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import discord
@@ -30,6 +30,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve()
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (Linux and macOS): the same asyncio API, with
+    the loop's own work (callbacks, sockets, timers) in C. Elsewhere asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def serve() -> None:
     """Run the bot until it is stopped (no command given)."""
     try:
@@ -44,7 +54,8 @@ def serve() -> None:
     from bot.app import create_bot
 
     try:
-        asyncio.run(run_bot(settings, create_bot))  # retries Discord; see bot/ops/startup.py
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(run_bot(settings, create_bot))  # retries Discord; see bot/ops/startup.py
     except StartupError as error:
         logging.getLogger("bot").error("%s", error)
         raise SystemExit(1) from None

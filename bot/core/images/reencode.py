@@ -167,7 +167,9 @@ def flatten(image: Image.Image) -> Image.Image:
 
 def _encode_jpeg(image: Image.Image, quality: int, icc_profile: bytes | None) -> bytes:
     buffer = io.BytesIO()
-    options: dict[str, object] = {"quality": quality, "optimize": True}
+    # No `optimize`: its extra Huffman pass holds the GIL (~300 ms for a 4096x4096 photo), which
+    # would stall the event loop even from a worker thread; the quality ladder makes up the bytes.
+    options: dict[str, object] = {"quality": quality}
     if icc_profile:
         options["icc_profile"] = icc_profile
     image.save(buffer, "JPEG", **options)
