@@ -280,8 +280,11 @@ class JobStore:
             free = relay_slots - int(used)
             if free <= 0:
                 return []
+            # Only the waiting members' running jobs matter (not every running job's member).
+            waiting = sorted({requester_id for _, requester_id, _, _ in candidates})
             running: dict[int, int] = dict((await conn.execute(
-                sa.select(jobs.c.requester_id, sa.func.count()).where(live).group_by(jobs.c.requester_id)
+                sa.select(jobs.c.requester_id, sa.func.count())
+                .where(live, jobs.c.requester_id.in_(waiting)).group_by(jobs.c.requester_id)
             )).all())
             picked: list[str] = []
             fresh: set[str] = set()
@@ -300,14 +303,13 @@ class JobStore:
                 running[requester_id] = running.get(requester_id, 0) + 1
             if not picked:
                 return []
-            await conn.execute(
+            rows = (await conn.execute(
                 jobs.update().where(jobs.c.id.in_(picked)).values(
                     state=JobState.RUNNING.value, lease_owner=self._owner, lease_expires_at=now + self._lease,
                     started_at=sa.func.coalesce(jobs.c.started_at, now),
                     attempts=sa.case((jobs.c.attempts == 0, 1), else_=jobs.c.attempts),
-                )
-            )
-            rows = (await conn.execute(sa.select(jobs).where(jobs.c.id.in_(picked)))).mappings().all()
+                ).returning(*jobs.c)  # the claimed rows, without a second read
+            )).mappings().all()
         by_id = {row["id"]: dataclasses.replace(JobRecord.from_row(row), fresh=row["id"] in fresh) for row in rows}
         return [by_id[job_id] for job_id in picked]
 
