@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 
 import discord
@@ -90,46 +90,48 @@ class InteractionTarget:
         return await find_posted(self._client, job, self._delivery.channel_id)
 
     async def _post_images(self, batch: ResultBatch) -> discord.Message:
-        embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
-        indices = [file.index for file in batch.files]
-        view = result_view(batch.job.id, indices, batch.job.request.locale)
-        if self.token_usable() and self._webhook is not None:
-            try:
-                return await self._webhook.send(
-                    embed=embed, files=result_files(batch), view=view, allowed_mentions=NO_PINGS, wait=True
-                )
-            except discord.HTTPException as error:
-                if not self._is_token_error(error):
-                    raise
-                log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
-        if self._on_fallback is not None:
-            self._on_fallback()
+        webhook = self._webhook
+
+        async def follow_up(embed: discord.Embed, files: list[discord.File], view: discord.ui.View) -> discord.Message:
+            assert webhook is not None
+            return await webhook.send(embed=embed, files=files, view=view, allowed_mentions=NO_PINGS, wait=True)
+
         here = trn("here is your image:", "here are your images:", len(batch.files)).render(batch.job.request.locale)
-        return await self._post_in_channel(here, embed=embed, files=result_files(batch), view=view,
-                                           nonce=result_nonce(batch.job.id, indices))
+        return await self._deliver(batch, here, follow_up)
 
     async def send_final(self, batch: ResultBatch, outcome: JobOutcome) -> list[int]:
         """The deferred reply becomes the result: one edit with the summary, images, embed and
         buttons (the job's only request after the defer). Past the token, a reply in the channel."""
+        text = outcome_text(outcome)
+        webhook = self._webhook
+
+        async def edit_reply(embed: discord.Embed, files: list[discord.File], view: discord.ui.View) -> discord.Message:
+            assert webhook is not None
+            return await webhook.edit_message(  # type: ignore[call-overload,no-any-return]
+                "@original", content=text, embed=embed, attachments=files, view=view, allowed_mentions=NO_PINGS)
+
+        message = await self._deliver(batch, text, edit_reply)
+        return [message.id]
+
+    async def _deliver(self, batch: ResultBatch, channel_text: str,
+                       through_webhook: Callable[[discord.Embed, list[discord.File], discord.ui.View],
+                                                 Awaitable[discord.Message]]) -> discord.Message:
+        """The batch's message through the interaction's webhook while its token is good, else
+        as a reply in the channel that says `channel_text` and pings the requester."""
         embed = result_embed(batch, model=self._model, quota_note=self._quota_note)
         indices = [file.index for file in batch.files]
         view = result_view(batch.job.id, indices, batch.job.request.locale)
-        text = outcome_text(outcome)
         if self.token_usable() and self._webhook is not None:
             try:
-                message = await self._webhook.edit_message(  # type: ignore[call-overload]
-                    "@original", content=text, embed=embed, attachments=result_files(batch), view=view,
-                    allowed_mentions=NO_PINGS)
-                return [message.id]
+                return await through_webhook(embed, result_files(batch), view)
             except discord.HTTPException as error:
                 if not self._is_token_error(error):
                     raise
                 log.info("job %s: interaction token no longer valid, posting to the channel", batch.job.id)
         if self._on_fallback is not None:
             self._on_fallback()
-        message = await self._post_in_channel(text, embed=embed, files=result_files(batch), view=view,
-                                              nonce=result_nonce(batch.job.id, indices))
-        return [message.id]
+        return await self._post_in_channel(channel_text, embed=embed, files=result_files(batch), view=view,
+                                           nonce=result_nonce(batch.job.id, indices))
 
     async def finished(self, outcome: JobOutcome) -> None:
         text = outcome_text(outcome)
