@@ -57,7 +57,3 @@ class DeliveryTarget(Protocol):
         """Messages already carrying images of `job` (message id -> image indices): what an
         interrupted attempt may have posted without recording it."""
         ...
-
-
-class DeliveryFailed(Exception):
-    """The images were generated but could not be posted anywhere."""
