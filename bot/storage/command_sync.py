@@ -22,7 +22,6 @@ class CommandSyncStore:
     async def remember(self, scope: str, payload_hash: str) -> None:
         """Upsert: processes starting together may both sync, and both record it."""
         values = {"scope": scope, "payload_hash": payload_hash, "synced_at": utcnow()}
-        replace = {"payload_hash": payload_hash, "synced_at": values["synced_at"]}
+        replace = upsert(self._database.dialect, command_sync, key=("scope",), update=("payload_hash", "synced_at"))
         async with self._database.transaction() as connection:
-            await connection.execute(
-                upsert(connection.dialect.name, command_sync, values, key=["scope"], update=replace))
+            await connection.execute(replace, values)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -32,17 +33,17 @@ def async_url(database_url: str) -> str:
     raise ValueError(f"unsupported database scheme {url.drivername!r}")
 
 
-def upsert(dialect: str, table: Table, values: Mapping[str, Any], *, key: Sequence[str],
-           update: Mapping[str, Any] | None = None) -> Executable:
-    """INSERT `values`; where a row with the same `key` exists, set `update` on it instead (or,
-    without `update`, leave it alone). One statement on either backend (ON CONFLICT)."""
-    if dialect == "sqlite":
-        sqlite_statement = sqlite_insert(table).values(**values)
-        return (sqlite_statement.on_conflict_do_update(index_elements=list(key), set_=dict(update)) if update
-                else sqlite_statement.on_conflict_do_nothing(index_elements=list(key)))
-    postgresql_statement = postgresql_insert(table).values(**values)
-    return (postgresql_statement.on_conflict_do_update(index_elements=list(key), set_=dict(update)) if update
-            else postgresql_statement.on_conflict_do_nothing(index_elements=list(key)))
+@functools.cache
+def upsert(dialect: str, table: Table, *, key: tuple[str, ...], update: tuple[str, ...] = ()) -> Executable:
+    """INSERT the row given at execution; where a row with the same `key` exists, set its `update`
+    columns to the given values instead (or, without `update`, leave it alone). One statement on
+    either backend (ON CONFLICT), built once per table and shape: run it with the row's values,
+    `conn.execute(upsert(...), values)`."""
+    statement = sqlite_insert(table) if dialect == "sqlite" else postgresql_insert(table)
+    if not update:
+        return statement.on_conflict_do_nothing(index_elements=list(key))
+    return statement.on_conflict_do_update(index_elements=list(key),
+                                           set_={column: statement.excluded[column] for column in update})
 
 
 def migration_config() -> Config:

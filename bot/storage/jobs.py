@@ -138,6 +138,42 @@ class PostedMessage:
     images: list[int]
 
 
+# Built once and run with named parameters: these run for every job, and building a statement
+# costs more than running it. (In an UPDATE a bound name may not be a column's: hence `b_`.)
+_INSERT = jobs.insert()
+_CLAIM_LOCK = sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK))
+_QUEUED = (sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts)
+           .where(jobs.c.state == JobState.QUEUED.value)
+           .order_by(jobs.c.created_at, jobs.c.id)
+           .limit(CLAIM_WINDOW)
+           .with_for_update(skip_locked=True))
+_LIVE = sa.and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at > sa.bindparam("now"))
+_SLOTS_USED = sa.select(sa.func.coalesce(sa.func.sum(jobs.c.relay_slots), 0)).where(_LIVE)
+_RUNNING_PER_MEMBER = (sa.select(jobs.c.requester_id, sa.func.count())
+                       .where(_LIVE, jobs.c.requester_id.in_(sa.bindparam("members", expanding=True)))
+                       .group_by(jobs.c.requester_id))
+_START = jobs.update().where(jobs.c.id.in_(sa.bindparam("ids", expanding=True))).values(
+    state=JobState.RUNNING.value, lease_owner=sa.bindparam("owner"),
+    lease_expires_at=sa.bindparam("b_lease_expires_at"),
+    started_at=sa.func.coalesce(jobs.c.started_at, sa.bindparam("now", type_=jobs.c.started_at.type)),
+    attempts=sa.case((jobs.c.attempts == 0, 1), else_=jobs.c.attempts),
+).returning(*jobs.c)  # the claimed rows, without a second read
+_DELIVERED = jobs.update().where(jobs.c.id == sa.bindparam("job_id"), jobs.c.state.in_(UNFINISHED)).values(
+    state=JobState.DELIVERED.value, error=None, finished_at=sa.bindparam("b_finished_at"), dedupe_key=None,
+    result_message_ids=sa.bindparam("b_result_message_ids"), images=sa.bindparam("b_images"),
+    announced=True, delivery=None, lease_owner=None, lease_expires_at=None)
+_DROP_RESULTS = job_results.delete().where(job_results.c.job_id == sa.bindparam("job_id"))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a claim started, and whether it left queued jobs behind (so room made later is
+    worth another claim; `True` also when the claim could not look)."""
+
+    jobs: list[JobRecord]
+    waiting: bool
+
+
 class JobStore:
     """Job rows, as seen by one instance: the jobs it claims are leased to `owner` for `lease` at a time.
 
@@ -214,9 +250,9 @@ class JobStore:
                     if conn is not None and self._db.dialect == "postgresql":
                         # A failed insert would abort the caller's whole transaction: fence it.
                         async with joined.begin_nested():
-                            await joined.execute(jobs.insert().values(**values))
+                            await joined.execute(_INSERT, values)
                     else:
-                        await joined.execute(jobs.insert().values(**values))
+                        await joined.execute(_INSERT, values)
             except IntegrityError:
                 if dedupe_key is not None:
                     existing = await self._id_for_dedupe_key(dedupe_key, conn)
@@ -245,8 +281,8 @@ class JobStore:
     # --- the queue ------------------------------------------------------------------------------
 
     async def claim(self, *, capacity: int, relay_slots: int, per_user: int,
-                    conn: AsyncConnection | None = None) -> list[JobRecord]:
-        """Start the oldest queued jobs that may run now, leased to this instance; returns them.
+                    conn: AsyncConnection | None = None) -> Claim:
+        """Start the oldest queued jobs that may run now, leased to this instance.
 
         At most `capacity` jobs (this process's free room). A job never run before counts its
         first relay call here (`fresh`). Across every instance sharing the
@@ -258,34 +294,23 @@ class JobStore:
         start without a write of its own.
         """
         if capacity <= 0:
-            return []
+            return Claim([], waiting=True)
         async with self._db.join(conn) as conn:
             if conn.dialect.name == "postgresql":
-                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
+                await conn.execute(_CLAIM_LOCK)
             # The queue first: most claims (a job ended, a poll) find it empty and stop at one read.
-            candidates = (await conn.execute(
-                sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts)
-                .where(jobs.c.state == JobState.QUEUED.value)
-                .order_by(jobs.c.created_at, jobs.c.id)
-                .limit(CLAIM_WINDOW)
-                .with_for_update(skip_locked=True)
-            )).all()
+            candidates = (await conn.execute(_QUEUED)).all()
             if not candidates:
-                return []
+                return Claim([], waiting=False)
             now = self._clock()
-            live = sa.and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at > now)
-            used = (await conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(jobs.c.relay_slots), 0)).where(live)
-            )).scalar_one()
+            used = (await conn.execute(_SLOTS_USED, {"now": now})).scalar_one()
             free = relay_slots - int(used)
             if free <= 0:
-                return []
+                return Claim([], waiting=True)
             # Only the waiting members' running jobs matter (not every running job's member).
             waiting = sorted({requester_id for _, requester_id, _, _ in candidates})
             running: dict[int, int] = dict((await conn.execute(
-                sa.select(jobs.c.requester_id, sa.func.count())
-                .where(live, jobs.c.requester_id.in_(waiting)).group_by(jobs.c.requester_id)
-            )).all())
+                _RUNNING_PER_MEMBER, {"now": now, "members": waiting})).all())
             picked: list[str] = []
             fresh: set[str] = set()
             for job_id, requester_id, slots, attempts in candidates:
@@ -302,16 +327,13 @@ class JobStore:
                 free -= slots
                 running[requester_id] = running.get(requester_id, 0) + 1
             if not picked:
-                return []
-            rows = (await conn.execute(
-                jobs.update().where(jobs.c.id.in_(picked)).values(
-                    state=JobState.RUNNING.value, lease_owner=self._owner, lease_expires_at=now + self._lease,
-                    started_at=sa.func.coalesce(jobs.c.started_at, now),
-                    attempts=sa.case((jobs.c.attempts == 0, 1), else_=jobs.c.attempts),
-                ).returning(*jobs.c)  # the claimed rows, without a second read
-            )).mappings().all()
+                return Claim([], waiting=True)
+            rows = (await conn.execute(_START, {
+                "ids": picked, "owner": self._owner, "now": now, "b_lease_expires_at": now + self._lease,
+            })).mappings().all()
         by_id = {row["id"]: dataclasses.replace(JobRecord.from_row(row), fresh=row["id"] in fresh) for row in rows}
-        return [by_id[job_id] for job_id in picked]
+        left = len(picked) < len(candidates) or len(candidates) == CLAIM_WINDOW
+        return Claim([by_id[job_id] for job_id in picked], waiting=left)
 
     async def count_attempt(self, job_id: str) -> int:
         """Count one more relay call for the job; returns how many it has made with this one."""
@@ -370,12 +392,12 @@ class JobStore:
 
     async def save_result(self, job_id: str, image: GeneratedImage) -> None:
         """Keep an image the relay produced until the job ends (a resumed job posts it from here)."""
-        values = {"content": image.content, "content_type": image.content_type, "size": image.size,
-                  "created_at": self._clock()}
-        keep = upsert(self._db.dialect, job_results, {"job_id": job_id, "image_index": image.index, **values},
-                      key=["job_id", "image_index"], update=values)
+        keep = upsert(self._db.dialect, job_results, key=("job_id", "image_index"),
+                      update=("content", "content_type", "size", "created_at"))
         async with self._db.transaction() as conn:
-            await conn.execute(keep)
+            await conn.execute(keep, {"job_id": job_id, "image_index": image.index, "content": image.content,
+                                      "content_type": image.content_type, "size": image.size,
+                                      "created_at": self._clock()})
 
     async def results(self, job_id: str) -> list[GeneratedImage]:
         """The images kept for an unfinished job, by index."""
@@ -494,19 +516,15 @@ class JobStore:
         False (the job's row untouched) if it had finished already.
         """
         indices = sorted(int(image["index"]) for image in posted)
-        await conn.execute(upsert(
-            self._db.dialect, job_messages,
-            {"message_id": message_id, "job_id": job_id, "channel_id": channel_id, "kind": "result",
-             "images": indices, "created_at": self._clock()},
-            key=["message_id"], update={"images": indices}))
-        result = await conn.execute(
-            jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(UNFINISHED)).values(
-                state=JobState.DELIVERED.value, error=None, finished_at=self._clock(), dedupe_key=None,
-                result_message_ids=list(result_message_ids), images=[dict(image) for image in images],
-                announced=True, delivery=None, lease_owner=None, lease_expires_at=None))
+        await conn.execute(upsert(self._db.dialect, job_messages, key=("message_id",), update=("images",)),
+                           {"message_id": message_id, "job_id": job_id, "channel_id": channel_id, "kind": "result",
+                            "images": indices, "created_at": self._clock()})
+        result = await conn.execute(_DELIVERED, {
+            "job_id": job_id, "b_finished_at": self._clock(), "b_result_message_ids": list(result_message_ids),
+            "b_images": [dict(image) for image in images]})
         if not result.rowcount:
             return False
-        await conn.execute(job_results.delete().where(job_results.c.job_id == job_id))
+        await conn.execute(_DROP_RESULTS, {"job_id": job_id})
         return True
 
     async def announced(self, job_id: str) -> None:

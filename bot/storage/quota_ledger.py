@@ -120,20 +120,18 @@ async def record(
     detail: dict[str, Any] | None = None,
     effective_at: datetime | None = None,
 ) -> None:
-    await conn.execute(
-        ledger.insert().values(
-            guild_id=guild_id,
-            user_id=user_id,
-            kind=kind.value,
-            amount=amount,
-            job_id=job_id,
-            moderator_id=moderator_id,
-            reason=reason,
-            detail=detail,
-            created_at=now,
-            effective_at=effective_at or now,
-        )
-    )
+    await conn.execute(_RECORD, {
+        "guild_id": guild_id,
+        "user_id": user_id,
+        "kind": kind.value,
+        "amount": amount,
+        "job_id": job_id,
+        "moderator_id": moderator_id,
+        "reason": reason,
+        "detail": detail,
+        "created_at": now,
+        "effective_at": effective_at or now,
+    })
 
 
 @dataclass(frozen=True)
@@ -146,21 +144,8 @@ class MemberTotals:
 async def member_totals(
     conn: AsyncConnection, guild_id: int, user_id: int, start: datetime, end: datetime, now: datetime
 ) -> MemberTotals:
-    member_rows = sa.and_(
-        ledger.c.guild_id == guild_id,
-        ledger.c.user_id == user_id,
-        ledger.c.effective_at >= start,
-        ledger.c.effective_at < end,
-    )
-    used = _sum(ledger.c.amount, member_rows, ledger.c.kind.in_(USAGE_KINDS))
-    granted = _sum(ledger.c.amount, member_rows, ledger.c.kind == LedgerKind.GRANT.value)
-    reserved = _sum(
-        HELD,
-        reservations.c.guild_id == guild_id,
-        reservations.c.user_id == user_id,
-        *_live_in_window(start, end, now),
-    )
-    row = (await conn.execute(sa.select(used, granted, reserved))).one()
+    row = (await conn.execute(_MEMBER_TOTALS, {"guild_id": guild_id, "user_id": user_id, "start": start,
+                                               "end": end, "now": now})).one()
     return MemberTotals(used=max(0, int(row[0])), granted=int(row[1]), reserved=int(row[2]))
 
 
@@ -184,15 +169,7 @@ async def server_totals(
 ) -> tuple[int, int]:
     """(charged, reserved) for the whole guild in the window. Resets do not lower it:
     a reset forgives a member, but the images were still made."""
-    charged = _sum(
-        ledger.c.amount,
-        ledger.c.guild_id == guild_id,
-        ledger.c.kind == LedgerKind.CHARGE.value,
-        ledger.c.effective_at >= start,
-        ledger.c.effective_at < end,
-    )
-    reserved = _sum(HELD, reservations.c.guild_id == guild_id, *_live_in_window(start, end, now))
-    row = (await conn.execute(sa.select(charged, reserved))).one()
+    row = (await conn.execute(_SERVER_TOTALS, {"guild_id": guild_id, "start": start, "end": end, "now": now})).one()
     return int(row[0]), int(row[1])
 
 
@@ -200,7 +177,8 @@ async def server_totals(
 HELD = reservations.c.images - reservations.c.charged
 
 
-def _live_in_window(start: datetime, end: datetime, now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+def _live_in_window(start: sa.BindParameter[datetime], end: sa.BindParameter[datetime],
+                    now: sa.BindParameter[datetime]) -> tuple[sa.ColumnElement[bool], ...]:
     return (
         reservations.c.state == ReservationState.LIVE.value,
         reservations.c.expires_at > now,
@@ -211,6 +189,29 @@ def _live_in_window(start: datetime, end: datetime, now: datetime) -> tuple[sa.C
 
 def _sum(column: sa.ColumnElement[int], *conditions: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
     return sa.select(sa.func.coalesce(sa.func.sum(column), 0)).where(*conditions).scalar_subquery()
+
+
+# Built once, run with named parameters: these run for every job, and building a statement
+# costs more than running it.
+_RECORD = ledger.insert()
+_GUILD: sa.BindParameter[int] = sa.bindparam("guild_id")
+_USER: sa.BindParameter[int] = sa.bindparam("user_id")
+_START: sa.BindParameter[datetime] = sa.bindparam("start")
+_END: sa.BindParameter[datetime] = sa.bindparam("end")
+_NOW: sa.BindParameter[datetime] = sa.bindparam("now")
+_MEMBER_ROWS = (ledger.c.guild_id == _GUILD, ledger.c.user_id == _USER,
+                ledger.c.effective_at >= _START, ledger.c.effective_at < _END)
+_MEMBER_TOTALS = sa.select(
+    _sum(ledger.c.amount, *_MEMBER_ROWS, ledger.c.kind.in_(USAGE_KINDS)),
+    _sum(ledger.c.amount, *_MEMBER_ROWS, ledger.c.kind == LedgerKind.GRANT.value),
+    _sum(HELD, reservations.c.guild_id == _GUILD, reservations.c.user_id == _USER,
+         *_live_in_window(_START, _END, _NOW)),
+)
+_SERVER_TOTALS = sa.select(
+    _sum(ledger.c.amount, ledger.c.guild_id == _GUILD, ledger.c.kind == LedgerKind.CHARGE.value,
+         ledger.c.effective_at >= _START, ledger.c.effective_at < _END),
+    _sum(HELD, reservations.c.guild_id == _GUILD, *_live_in_window(_START, _END, _NOW)),
+)
 
 
 async def entries(

@@ -35,26 +35,28 @@ class Reservation:
         return from_row(cls, row, state=ReservationState(row["state"]))
 
 
+# Built once: these run for every job (statement construction costs more than the statement).
+_INSERT = reservations.insert()
+_FIND = sa.select(reservations).where(reservations.c.job_id == sa.bindparam("job_id"))
+_FIND_LOCKED = _FIND.with_for_update()
+# (A bound name may not be a column's in an UPDATE: hence the `b_`.)
+_SETTLE = reservations.update().where(reservations.c.job_id == sa.bindparam("b_job_id")).values(
+    state=sa.bindparam("b_state"), charged=sa.bindparam("b_charged"), settled_at=sa.bindparam("b_settled_at"))
+
+
 async def insert(conn: AsyncConnection, held: Reservation) -> None:
-    await conn.execute(reservations.insert().values({**dataclasses.asdict(held), "state": held.state.value}))
+    await conn.execute(_INSERT, {**dataclasses.asdict(held), "state": held.state.value})
 
 
 async def find(conn: AsyncConnection, job_id: str, *, lock: bool = False) -> Reservation | None:
-    query = sa.select(reservations).where(reservations.c.job_id == job_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).mappings().first()
+    row = (await conn.execute(_FIND_LOCKED if lock else _FIND, {"job_id": job_id})).mappings().first()
     return Reservation.from_row(row) if row is not None else None
 
 
 async def settle(
     conn: AsyncConnection, job_id: str, state: ReservationState, now: datetime, *, charged: int = 0
 ) -> None:
-    await conn.execute(
-        reservations.update()
-        .where(reservations.c.job_id == job_id)
-        .values(state=state.value, charged=charged, settled_at=now)
-    )
+    await conn.execute(_SETTLE, {"b_job_id": job_id, "b_state": state.value, "b_charged": charged, "b_settled_at": now})
 
 
 async def expired_job_ids(conn: AsyncConnection, now: datetime) -> list[str]:

@@ -53,28 +53,30 @@ class RoleRow:
 
 async def ensure_row(conn: AsyncConnection, table: sa.Table, **key: int) -> None:
     """Insert the row with only its key if it is missing (other columns take defaults)."""
-    await conn.execute(upsert(conn.dialect.name, table, key, key=list(key)))
+    await conn.execute(upsert(conn.dialect.name, table, key=tuple(key)), key)
+
+
+# Built once: these run for every job (statement construction costs more than the statement).
+_GUILD = sa.select(quota_guilds).where(quota_guilds.c.guild_id == sa.bindparam("guild_id"))
+_GUILD_LOCKED = _GUILD.with_for_update()
+_MEMBER = sa.select(quota_members.c.image_limit, quota_members.c.blocked).where(
+    quota_members.c.guild_id == sa.bindparam("guild_id"), quota_members.c.user_id == sa.bindparam("user_id")
+)
+_MEMBER_LOCKED = _MEMBER.with_for_update()
 
 
 async def read_guild(conn: AsyncConnection, guild_id: int, *, lock: bool = False) -> GuildRow:
     if lock:
         await ensure_row(conn, quota_guilds, guild_id=guild_id)
-    query = sa.select(quota_guilds).where(quota_guilds.c.guild_id == guild_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).mappings().first()
+    row = (await conn.execute(_GUILD_LOCKED if lock else _GUILD, {"guild_id": guild_id})).mappings().first()
     return GuildRow.from_row(row) if row is not None else GuildRow(guild_id)
 
 
 async def read_member(conn: AsyncConnection, guild_id: int, user_id: int, *, lock: bool = False) -> MemberRow:
     if lock:
         await ensure_row(conn, quota_members, guild_id=guild_id, user_id=user_id)
-    query = sa.select(quota_members.c.image_limit, quota_members.c.blocked).where(
-        quota_members.c.guild_id == guild_id, quota_members.c.user_id == user_id
-    )
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_MEMBER_LOCKED if lock else _MEMBER,
+                              {"guild_id": guild_id, "user_id": user_id})).first()
     if row is None:
         return MemberRow(guild_id, user_id)
     return MemberRow(guild_id, user_id, limit=row.image_limit, blocked=bool(row.blocked))

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.core.jobs.runner import JobOutcome, JobRunner, JobSpec, Progress, ResultBatch
 from bot.core.relay.errors import ContentBlocked, SeedreamError, ServerError
 from bot.core.relay.models import GeneratedImage, GenerationRequest, ImageEvent, ImageFailure
 from bot.storage.database import Database
-from bot.storage.jobs import JobRecord, JobState, JobStore
+from bot.storage.jobs import Claim, JobRecord, JobState, JobStore
 from tests.conftest import close_database, open_database
 
 
@@ -153,10 +154,11 @@ class SpyJobStore(JobStore):
         super().__init__(db)
         self.marked_running: list[str] = []
 
-    async def claim(self, *, capacity: int, relay_slots: int, per_user: int) -> list[JobRecord]:
-        claimed = await super().claim(capacity=capacity, relay_slots=relay_slots, per_user=per_user)
-        self.marked_running.extend(job.id for job in claimed)
-        return claimed
+    async def claim(self, *, capacity: int, relay_slots: int, per_user: int,
+                    conn: AsyncConnection | None = None) -> Claim:
+        claim = await super().claim(capacity=capacity, relay_slots=relay_slots, per_user=per_user, conn=conn)
+        self.marked_running.extend(job.id for job in claim.jobs)
+        return claim
 
 
 class Harness:
@@ -176,6 +178,8 @@ class Harness:
             job = await self.store.create(kind=spec.kind, requester_id=member, guild_id=1, channel_id=2,
                                           request=spec.stored_request(), conn=conn)
             future = self.runner.submit(job, spec, target)
+            claim = await self.runner.claim_in(conn)
+        self.runner.begin(claim)
         self.labels[job.id], self.targets[prompt], self.jobs[prompt] = prompt, target, job
         self.futures[prompt] = future
         return future
@@ -240,6 +244,7 @@ async def test_a_members_third_job_waits_without_holding_up_others(make_harness)
     await h.generating("a1", "a2", "b1")
     assert h.start_order() == ["a1", "a2", "b1"]
     assert "a3" not in h.generator.active
+    await until(lambda: bool(h.targets["a3"].queued_positions()), "a3 to be told its place")
     assert h.targets["a3"].queued_positions()[-1] == 1
 
 

@@ -15,7 +15,7 @@ async def test_only_queued_jobs_count(database: Database) -> None:
     first, second, _still_queued = [await create(store) for _ in range(3)]
     assert await queued_jobs(database) == 3
 
-    assert [job.id for job in await store.claim(capacity=1, relay_slots=1, per_user=1)] == [first.id]
+    assert [job.id for job in (await store.claim(capacity=1, relay_slots=1, per_user=1)).jobs] == [first.id]
     await store.finish(second.id, JobState.FAILED, "no image produced")
     assert await queued_jobs(database) == 1
 

@@ -35,7 +35,7 @@ async def create(store: JobStore, **overrides: object):
 
 
 async def claim(store: JobStore, *, capacity: int = 10, relay_slots: int = 10, per_user: int = 10) -> list[str]:
-    return [job.id for job in await store.claim(capacity=capacity, relay_slots=relay_slots, per_user=per_user)]
+    return [job.id for job in (await store.claim(capacity=capacity, relay_slots=relay_slots, per_user=per_user)).jobs]
 
 
 async def post(store: JobStore, job_id: str, message_id: int, indices: list[int], kind: str = "result") -> None:

@@ -36,7 +36,7 @@ from bot.core.jobs.progress import Progress
 from bot.core.jobs.spec import JobSpec
 from bot.core.relay.errors import SeedreamError
 from bot.core.relay.models import GeneratedImage, GenerationRequest, ImageEvent, ImageFailure
-from bot.storage.jobs import JobRecord, JobState, JobStore
+from bot.storage.jobs import Claim, JobRecord, JobState, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,9 @@ class JobRunner:
         self._idle = asyncio.Event()
         self._idle.set()
         self._wakeup = asyncio.Event()
+        # Whether the last claim left jobs queued: only then is room made worth a claim at once
+        # (other processes' jobs, and room they make, are found by the poll).
+        self._queue_waiting = True
         self._pump_task: asyncio.Task[None] | None = None
         self._reporter: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Future[Any]] = set()
@@ -148,22 +151,25 @@ class JobRunner:
         done: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
         self._local[job.id] = _Local(job, spec.request, target, done)
         self.start()
-        self.wake()
         return done
 
-    async def claim_in(self, conn: AsyncConnection) -> list[JobRecord]:
+    async def claim_in(self, conn: AsyncConnection) -> Claim:
         """Claim inside the transaction that queues a job, so a job that may run now starts
-        without waiting for the pump's own write (SQLite queues writers); `begin` them once it
-        has committed. Nothing before the pump runs (the bot not ready yet) or while draining."""
+        without waiting for the pump's own write (SQLite queues writers); `begin` the claim once
+        it has committed. Nothing before the pump runs (the bot not ready yet) or while draining."""
         if self._pump_task is None or self._draining:
-            return []
+            return Claim([], waiting=True)
         return await self._store.claim(capacity=self._concurrency - len(self._running),
                                        relay_slots=self._concurrency, per_user=self._per_user_limit, conn=conn)
 
-    def begin(self, claimed: Sequence[JobRecord]) -> None:
-        for job in claimed:
+    def begin(self, claim: Claim) -> None:
+        """Start a committed `claim_in`; a job it left queued is the pump's to claim."""
+        for job in claim.jobs:
             if job.id not in self._running:
                 self._begin(job)
+        self._queue_waiting = claim.waiting
+        if claim.waiting:
+            self.wake()
 
     def forget(self, job_id: str) -> None:
         """A submitted job whose row was not stored after all."""
@@ -221,12 +227,13 @@ class JobRunner:
             for local in self._local.values():  # committed by now, so this claim sees them
                 local.passed_over = local.passed_over or local.job.id not in self._running
             try:
-                claimed = await self._store.claim(capacity=self._concurrency - len(self._running),
-                                                  relay_slots=self._concurrency, per_user=self._per_user_limit)
+                claim = await self._store.claim(capacity=self._concurrency - len(self._running),
+                                                relay_slots=self._concurrency, per_user=self._per_user_limit)
             except Exception:
                 log.exception("claiming queued jobs failed")
-                claimed = []
-            for job in claimed:
+                claim = Claim([], waiting=True)
+            self._queue_waiting = claim.waiting
+            for job in claim.jobs:
                 self._begin(job)
             self._positions_changed()
             with contextlib.suppress(TimeoutError):
@@ -288,7 +295,8 @@ class JobRunner:
             self._running.pop(job.id, None)
             if not self._running:
                 self._idle.set()
-            self.wake()
+            if self._queue_waiting or self._local:  # room for a job this process or another queued
+                self.wake()
 
     async def _resume_or_run(self, job: JobRecord, local: _Local | None) -> JobOutcome:
         if local is not None:

@@ -72,13 +72,14 @@ class JobService:
                 # Before the commit makes the job claimable: the runner must know it is this
                 # process's own, with its live target, when its pump (or another's) claims it.
                 done = self._runner.submit(job, spec, make_target(job, status))
-                claimed = await self._runner.claim_in(conn)
+                claim = await self._runner.claim_in(conn)
         except BaseException:
             if job is not None:  # stored and noted, but the transaction did not commit
                 self._runner.forget(job.id)
             raise
-        self._runner.begin(claimed)
-        self._runner.wake()  # committed: claimable now (other processes see it at their next look)
+        # Committed: if the claim left it queued, the pump looks again (other processes see it
+        # at their next look).
+        self._runner.begin(claim)
         return done
 
     async def resume_abandoned(self, *, own: bool) -> list[JobRecord]:
