@@ -148,10 +148,14 @@ _QUEUED = (sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.
            .limit(CLAIM_WINDOW)
            .with_for_update(skip_locked=True))
 _LIVE = sa.and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at > sa.bindparam("now"))
-_SLOTS_USED = sa.select(sa.func.coalesce(sa.func.sum(jobs.c.relay_slots), 0)).where(_LIVE)
-_RUNNING_PER_MEMBER = (sa.select(jobs.c.requester_id, sa.func.count())
-                       .where(_LIVE, jobs.c.requester_id.in_(sa.bindparam("members", expanding=True)))
-                       .group_by(jobs.c.requester_id))
+# One read for what a claim weighs: a row without a member carries the relay slots all running
+# jobs hold; one row per waiting member who has jobs running carries how many.
+_RUNNING = sa.union_all(
+    sa.select(sa.null().label("requester_id"), sa.func.coalesce(sa.func.sum(jobs.c.relay_slots), 0)).where(_LIVE),
+    sa.select(jobs.c.requester_id, sa.func.count())
+    .where(_LIVE, jobs.c.requester_id.in_(sa.bindparam("members", expanding=True)))
+    .group_by(jobs.c.requester_id),
+)
 _START = jobs.update().where(jobs.c.id.in_(sa.bindparam("ids", expanding=True))).values(
     state=JobState.RUNNING.value, lease_owner=sa.bindparam("owner"),
     lease_expires_at=sa.bindparam("b_lease_expires_at"),
@@ -303,14 +307,14 @@ class JobStore:
             if not candidates:
                 return Claim([], waiting=False)
             now = self._clock()
-            used = (await conn.execute(_SLOTS_USED, {"now": now})).scalar_one()
-            free = relay_slots - int(used)
-            if free <= 0:
-                return Claim([], waiting=True)
             # Only the waiting members' running jobs matter (not every running job's member).
             waiting = sorted({requester_id for _, requester_id, _, _ in candidates})
-            running: dict[int, int] = dict((await conn.execute(
-                _RUNNING_PER_MEMBER, {"now": now, "members": waiting})).all())
+            running: dict[int | None, int] = {
+                requester_id: int(count)
+                for requester_id, count in await conn.execute(_RUNNING, {"now": now, "members": waiting})}
+            free = relay_slots - running.pop(None)
+            if free <= 0:
+                return Claim([], waiting=True)
             picked: list[str] = []
             fresh: set[str] = set()
             for job_id, requester_id, slots, attempts in candidates:

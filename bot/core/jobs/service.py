@@ -68,6 +68,7 @@ class JobService:
                     job_id=job.id,
                     images=request.count,
                     conn=conn,
+                    new_job=True,
                 )
                 # Before the commit makes the job claimable: the runner must know it is this
                 # process's own, with its live target, when its pump (or another's) claims it.

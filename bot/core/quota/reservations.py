@@ -143,10 +143,12 @@ class QuotaReservations(QuotaBase):
         job_id: str,
         images: int,
         conn: AsyncConnection | None = None,
+        new_job: bool = False,
     ) -> QuotaStatus:
         """Hold `images` for `job_id`, or raise `MemberBlocked`, `QuotaExceeded`, `ServerCapReached`.
 
-        Calling it again for a job whose reservation is live changes nothing (a retried submit).
+        Calling it again for a job whose reservation is live changes nothing (a retried submit);
+        `new_job` (the job was stored in this transaction, so it holds none) skips looking.
         """
         if images < 1:
             raise ValueError(f"a job reserves at least one image, not {images}")
@@ -157,7 +159,7 @@ class QuotaReservations(QuotaBase):
             guild = await read_guild(conn, guild_id)
             if guild.server_cap is not None and row_locks:
                 guild = await read_guild(conn, guild_id, lock=True)
-            if await self._held_already(conn, job_id, guild_id, user_id):
+            if not new_job and await self._held_already(conn, job_id, guild_id, user_id):
                 return await self._status(conn, guild, member, role_ids, now)
 
             # Without a server cap the guild's monthly totals don't decide anything here.
