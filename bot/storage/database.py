@@ -73,6 +73,8 @@ class Database:
         # SQLite allows one writer; queueing writers here is far cheaper than SQLite's
         # sleep-and-retry busy handler (BEGIN IMMEDIATE still guards other processes).
         self._write_lock = asyncio.Lock()
+        # The same pool; its connections begin with the write lock (set once, not per transaction).
+        self._writer: AsyncEngine = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         if self.dialect == "sqlite":
             self._configure_sqlite()
 
@@ -123,13 +125,11 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that serialises against other writers on SQLite."""
         if self.dialect == "postgresql":
-            async with self.engine.connect() as connection, connection.begin():
+            async with self.engine.begin() as connection:
                 yield connection
             return
-        async with self._write_lock, self.engine.connect() as connection:
-            connection = await connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            async with connection.begin():
-                yield connection
+        async with self._write_lock, self._writer.begin() as connection:
+            yield connection
 
     @asynccontextmanager
     async def join(self, connection: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
