@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from datetime import timedelta
@@ -154,6 +155,11 @@ class SeedreamBot(commands.AutoShardedBot):
         self.renew_leases.start()
         self._install_signal_handlers()
         self._spawn(self._run_queue())
+        # What start-up built (modules, tables, compiled statements, commands) lives as long as
+        # the process: once its garbage is collected, the rest is kept out of the collector, so
+        # its full passes no longer walk all of it (about 9 % of a job's CPU in the 100 burst).
+        gc.collect()
+        gc.freeze()
 
     async def _run_queue(self) -> None:
         """Claim jobs once the gateway is up (resumed jobs may need the bot's own user)."""
@@ -255,6 +261,7 @@ class SeedreamBot(commands.AutoShardedBot):
             await self.http_session.close()
         if hasattr(self, "database"):
             await self.database.close()
+        gc.unfreeze()  # what start-up froze may be garbage now (a process that starts another bot)
 
 
 def create_bot(settings: Settings) -> SeedreamBot:
