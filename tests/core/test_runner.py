@@ -200,10 +200,10 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Harness]]:
     db, _ = await open_database("sqlite", tmp_path)
     runners: list[JobRunner] = []
 
-    def make(*, concurrency: int, per_user_limit: int) -> Harness:
+    def make(*, concurrency: int, per_user_limit: int, poll_interval: float = 1.0) -> Harness:
         store, generator, quota = SpyJobStore(db), ScriptedGenerator(), RecordingQuota()
         runner = JobRunner(generator, store, concurrency=concurrency, per_user_limit=per_user_limit,
-                           quota=quota, delivery_backoff=0)
+                           quota=quota, delivery_backoff=0, poll_interval=poll_interval)
         runners.append(runner)
         return Harness(store, generator, quota, runner)
 
@@ -233,6 +233,19 @@ async def test_jobs_start_in_the_order_they_were_submitted_across_members(make_h
 
     assert h.start_order() == [prompt for _, prompt in order]
     assert h.generator.started == [prompt for _, prompt in order]
+
+
+async def test_a_queued_job_starts_as_soon_as_room_is_made_not_at_the_next_poll(make_harness) -> None:
+    h = make_harness(concurrency=1, per_user_limit=1, poll_interval=60)
+    await h.submit(ALICE, "a1")  # starts in its own transaction's claim
+    await h.generating("a1")
+    await h.submit(BOB, "b1")  # no room: queued
+    await asyncio.sleep(0.05)
+    assert "b1" not in h.generator.active
+
+    await h.finish("a1")
+    await asyncio.wait_for(h.generating("b1"), 1)  # long before the 60 s poll
+    assert h.start_order() == ["a1", "b1"]
 
 
 async def test_a_members_third_job_waits_without_holding_up_others(make_harness) -> None:

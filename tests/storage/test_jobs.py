@@ -308,3 +308,14 @@ async def test_concurrent_claims_from_many_processes_never_exceed_the_shared_lim
     for job in running:
         per_member[job.requester_id] = per_member.get(job.requester_id, 0) + 1
     assert max(per_member.values()) <= 2
+
+
+async def test_a_claim_says_whether_it_left_jobs_queued(database: Database) -> None:
+    store = JobStore(database)
+    first, second = await create(store), await create(store)
+
+    claim = await store.claim(capacity=1, relay_slots=10, per_user=10)
+    assert ([job.id for job in claim.jobs], claim.waiting) == ([first.id], True)
+    claim = await store.claim(capacity=1, relay_slots=10, per_user=10)
+    assert ([job.id for job in claim.jobs], claim.waiting) == ([second.id], False)
+    assert (await store.claim(capacity=1, relay_slots=10, per_user=10)).waiting is False
