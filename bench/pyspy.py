@@ -69,15 +69,20 @@ class Profile:
             return "profile: no samples (did the process run any Python while sampled?)"
         by_library: collections.Counter[str] = collections.Counter()
         ours: collections.Counter[str] = collections.Counter()
+        leaves: collections.Counter[str] = collections.Counter()
         for stack, count in self.stacks.items():
             frames = [parsed for frame in stack if (parsed := FRAME.match(frame))]
             by_library[_owner(frames)] += count
+            if frames:
+                leaves[f"{frames[-1]['function']} ({frames[-1]['file']})"] += count
             for name in {f"{m['function']} ({m['file']})" for m in frames if _package(m["file"]) in OURS}:
                 ours[name] += count
         lines = [f"profile: {total} samples holding the GIL; share by the code that ran (innermost library):"]
         lines += [f"  {count / total:6.1%}  {name}" for name, count in by_library.most_common()]
         lines.append(f"the bot's own functions, inclusive (top {top}):")
         lines += [f"  {count / total:6.1%}  {name}" for name, count in ours.most_common(top)]
+        lines.append(f"functions by their own samples, any library (top {top}):")
+        lines += [f"  {count / total:6.1%}  {name}" for name, count in leaves.most_common(top)]
         return "\n".join(lines)
 
 

@@ -17,6 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bot.storage.sqlite_driver import one_trip_dbapi
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x5EED_0001  # pg_advisory_xact_lock key serialising schema upgrades
 
@@ -66,6 +68,7 @@ class Database:
         if self.dialect == "sqlite":
             self._ensure_sqlite_directory()
             engine_options.setdefault("connect_args", {"timeout": 30})
+            engine_options.setdefault("module", one_trip_dbapi())  # one trip to SQLite's thread per statement
         else:
             engine_options.setdefault("pool_size", 10)
             engine_options.setdefault("max_overflow", 20)

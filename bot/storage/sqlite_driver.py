@@ -1,0 +1,134 @@
+"""SQLAlchemy's aiosqlite driver, with one trip to the SQLite thread per statement.
+
+aiosqlite runs every call on its connection's thread and hands the result back to the event
+loop; SQLAlchemy's adapter makes four such calls per statement (open a cursor, execute, fetch,
+close). Each trip costs a future, a queue hand-off and a wake-up of the loop, and under load the
+two threads trade the GIL for every one: a quarter of the bot's CPU per job went there. Here a
+statement runs, is fetched and closed in one call on that thread, and the pool's rollback of a
+connection it takes back is skipped when no transaction is open (after every commit).
+
+Passed to the engine as its DBAPI module (`create_async_engine(..., module=one_trip_dbapi())`);
+the dialect, its SQL and its error handling stay SQLAlchemy's own.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from threading import Thread
+from typing import Any, cast
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+_Outcome = tuple[Any, int, int | None, list[Any] | None, bool]
+
+
+def _run(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
+    """On the SQLite thread: the statement's description, counts and rows, its cursor closed."""
+    cursor = connection.execute(operation) if parameters is None else connection.execute(operation, parameters)
+    try:
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        return description, cursor.rowcount, cursor.lastrowid, rows, connection.in_transaction
+    finally:
+        cursor.close()
+
+
+def _run_many(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
+    cursor = connection.executemany(operation, parameters)
+    try:
+        return None, cursor.rowcount, cursor.lastrowid, None, connection.in_transaction
+    finally:
+        cursor.close()
+
+
+class _Cursor(AsyncAdapt_aiosqlite_cursor):
+    """Holds the outcome of its last statement; no aiosqlite cursor behind it."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:  # no trip to open one
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]  # DBAPI: None before an INSERT
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close: the statement's cursor closed on the SQLite thread."""
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        self._take(_run, operation, parameters)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        self._take(_run_many, operation, seq_of_parameters)
+
+    def _take(self, work: Any, operation: Any, parameters: Any) -> None:
+        connection = cast(_Connection, self._adapt_connection)
+        try:
+            outcome: _Outcome = await_(self._connection._execute(work, self._connection._conn, operation, parameters))
+        except Exception as error:
+            connection._in_transaction = True  # unknown after a failure: let a rollback run
+            connection._handle_exception(error)
+        self._description, self._rowcount, self._lastrowid, rows, connection._in_transaction = outcome
+        if rows is not None:
+            self._rows = collections.deque(rows)
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ("_in_transaction",)
+    _cursor_cls = _Cursor  # type: ignore[assignment]  # a subclass; mypy reads the base as exact
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._in_transaction = False
+
+    def commit(self) -> None:
+        super().commit()
+        self._in_transaction = False
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection it takes back: after a commit there is nothing
+        # to undo, and asking the SQLite thread anyway would cost a trip.
+        if self._in_transaction:
+            super().rollback()
+            self._in_transaction = False
+
+
+class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> _Connection:
+        connection = aiosqlite.connect(*arg, **kw)
+        if isinstance(connection, Thread):  # aiosqlite < 0.22: the connection is the thread
+            connection.daemon = True
+        else:
+            connection._thread.daemon = True
+        return _Connection(self, await_(connection))
+
+
+def one_trip_dbapi() -> Any:
+    """The DBAPI module for `create_async_engine("sqlite+aiosqlite://…", module=...)`."""
+    return _DBAPI(aiosqlite, sqlite3)
