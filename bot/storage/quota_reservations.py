@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.quota_ledger import ReservationState
 from bot.storage.rows import from_row
-from bot.storage.tables import quota_reservations
+from bot.storage.tables import quota_members, quota_reservations
 
 reservations = quota_reservations
 
@@ -42,6 +42,14 @@ _FIND_LOCKED = _FIND.with_for_update()
 # (A bound name may not be a column's in an UPDATE: hence the `b_`.)
 _SETTLE = reservations.update().where(reservations.c.job_id == sa.bindparam("b_job_id")).values(
     state=sa.bindparam("b_state"), charged=sa.bindparam("b_charged"), settled_at=sa.bindparam("b_settled_at"))
+# The member row of a job's reservation, found through the reservation and locked (PostgreSQL).
+# `reserve` made the row when it locked it; it is never deleted.
+_LOCK_MEMBER = sa.select(quota_members.c.user_id).where(
+    sa.tuple_(quota_members.c.guild_id, quota_members.c.user_id).in_(
+        sa.select(reservations.c.guild_id, reservations.c.user_id)
+        .where(reservations.c.job_id == sa.bindparam("job_id"))
+    )
+).with_for_update()
 
 
 async def insert(conn: AsyncConnection, held: Reservation) -> None:
@@ -51,6 +59,12 @@ async def insert(conn: AsyncConnection, held: Reservation) -> None:
 async def find(conn: AsyncConnection, job_id: str, *, lock: bool = False) -> Reservation | None:
     row = (await conn.execute(_FIND_LOCKED if lock else _FIND, {"job_id": job_id})).mappings().first()
     return Reservation.from_row(row) if row is not None else None
+
+
+async def find_locked(conn: AsyncConnection, job_id: str) -> Reservation | None:
+    """The reservation, locked after its member's row: the lock order `reserve` uses (PostgreSQL)."""
+    await conn.execute(_LOCK_MEMBER, {"job_id": job_id})
+    return await find(conn, job_id, lock=True)
 
 
 async def settle(

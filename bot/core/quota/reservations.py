@@ -273,11 +273,9 @@ class QuotaReservations(QuotaBase):
 
     async def _lock_reservation(self, conn: AsyncConnection, job_id: str) -> Reservation | None:
         """The reservation, with its member's row locked first (the same order `reserve` uses)."""
-        found = await reservations.find(conn, job_id)
-        if found is None or conn.dialect.name == "sqlite":  # SQLite: the transaction locks the database
-            return found
-        await read_member(conn, found.guild_id, found.user_id, lock=True)
-        return await reservations.find(conn, job_id, lock=True)
+        if conn.dialect.name == "sqlite":  # the transaction locks the database
+            return await reservations.find(conn, job_id)
+        return await reservations.find_locked(conn, job_id)
 
     @staticmethod
     async def _record_job(
