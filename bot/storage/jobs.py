@@ -29,7 +29,7 @@ from bot.core.clock import utcnow
 from bot.core.jobs.naming import new_job_id
 from bot.core.jobs.spec import StoredRequest
 from bot.core.relay.models import GeneratedImage
-from bot.storage.database import Database, upsert
+from bot.storage.database import Database, one_of, upsert
 from bot.storage.tables import job_messages, job_results, jobs
 
 ID_ATTEMPTS = 5
@@ -162,7 +162,7 @@ _START = jobs.update().where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
     started_at=sa.func.coalesce(jobs.c.started_at, sa.bindparam("now", type_=jobs.c.started_at.type)),
     attempts=sa.case((jobs.c.attempts == 0, 1), else_=jobs.c.attempts),
 ).returning(*jobs.c)  # the claimed rows, without a second read
-_DELIVERED = jobs.update().where(jobs.c.id == sa.bindparam("job_id"), jobs.c.state.in_(UNFINISHED)).values(
+_DELIVERED = jobs.update().where(jobs.c.id == sa.bindparam("job_id"), one_of(jobs.c.state, UNFINISHED)).values(
     state=JobState.DELIVERED.value, error=None, finished_at=sa.bindparam("b_finished_at"), dedupe_key=None,
     result_message_ids=sa.bindparam("b_result_message_ids"), images=sa.bindparam("b_images"),
     announced=True, delivery=None, lease_owner=None, lease_expires_at=None)
@@ -472,7 +472,7 @@ class JobStore:
     async def update_delivery(self, job_id: str, delivery: Mapping[str, Any]) -> None:
         """Replace an unfinished job's delivery record (e.g. once its status message exists)."""
         async with self._db.transaction() as conn:
-            await conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(UNFINISHED))
+            await conn.execute(jobs.update().where(jobs.c.id == job_id, one_of(jobs.c.state, UNFINISHED))
                                .values(delivery=dict(delivery)))
 
     async def finish(
@@ -543,14 +543,14 @@ class JobStore:
         orphaned = sa.or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < self._clock())
         if own:
             orphaned = sa.or_(orphaned, jobs.c.lease_owner == self._owner)
-        return await self._select(jobs.c.announced.is_(False), jobs.c.state.notin_(UNFINISHED), orphaned)
+        return await self._select(jobs.c.announced.is_(False), ~one_of(jobs.c.state, UNFINISHED), orphaned)
 
     async def _transition(
         self, job_id: str, from_states: tuple[str, ...], conn: AsyncConnection | None = None, **values: Any
     ) -> bool:
         async with self._db.join(conn) as conn:
             result = await conn.execute(
-                jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(from_states)).values(**values)
+                jobs.update().where(jobs.c.id == job_id, one_of(jobs.c.state, from_states)).values(**values)
             )
             if result.rowcount:
                 return True
@@ -561,12 +561,12 @@ class JobStore:
 
     async def unfinished(self) -> list[JobRecord]:
         """Jobs queued or running in any process, oldest first."""
-        return await self._select(jobs.c.state.in_(UNFINISHED))
+        return await self._select(one_of(jobs.c.state, UNFINISHED))
 
     async def active_for_user(self, requester_id: int, guild_id: int | None) -> list[JobRecord]:
         """The requester's queued or running jobs in this guild (`None`: direct messages)."""
         guild = jobs.c.guild_id.is_(None) if guild_id is None else jobs.c.guild_id == guild_id
-        return await self._select(jobs.c.state.in_(UNFINISHED), jobs.c.requester_id == requester_id, guild)
+        return await self._select(one_of(jobs.c.state, UNFINISHED), jobs.c.requester_id == requester_id, guild)
 
     async def _select(self, *conditions: sa.ColumnElement[bool]) -> list[JobRecord]:
         query = sa.select(jobs).where(*conditions).order_by(jobs.c.created_at, jobs.c.id)

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.database import one_of
 from bot.storage.rows import from_row
 from bot.storage.tables import quota_ledger, quota_reservations
 
@@ -157,7 +158,7 @@ async def member_usage(
         ledger.c.amount,
         ledger.c.guild_id == guild_id,
         ledger.c.user_id == user_id,
-        ledger.c.kind.in_(USAGE_KINDS),
+        one_of(ledger.c.kind, USAGE_KINDS),
         ledger.c.effective_at >= start,
         ledger.c.effective_at < end,
     )
@@ -202,7 +203,7 @@ _NOW: sa.BindParameter[datetime] = sa.bindparam("now")
 _MEMBER_ROWS = (ledger.c.guild_id == _GUILD, ledger.c.user_id == _USER,
                 ledger.c.effective_at >= _START, ledger.c.effective_at < _END)
 _MEMBER_TOTALS = sa.select(
-    _sum(ledger.c.amount, *_MEMBER_ROWS, ledger.c.kind.in_(USAGE_KINDS)),
+    _sum(ledger.c.amount, *_MEMBER_ROWS, one_of(ledger.c.kind, USAGE_KINDS)),
     _sum(ledger.c.amount, *_MEMBER_ROWS, ledger.c.kind == LedgerKind.GRANT.value),
     _sum(HELD, reservations.c.guild_id == _GUILD, reservations.c.user_id == _USER,
          *_live_in_window(_START, _END, _NOW)),
