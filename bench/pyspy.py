@@ -70,17 +70,23 @@ class Profile:
         by_library: collections.Counter[str] = collections.Counter()
         ours: collections.Counter[str] = collections.Counter()
         leaves: collections.Counter[str] = collections.Counter()
+        own_leaves: collections.Counter[str] = collections.Counter()
         for stack, count in self.stacks.items():
             frames = [parsed for frame in stack if (parsed := FRAME.match(frame))]
             by_library[_owner(frames)] += count
             if frames:
                 leaves[f"{frames[-1]['function']} ({frames[-1]['file']})"] += count
+            if _owner(frames) == "the bot's own code":
+                innermost = next(m for m in reversed(frames) if _package(m["file"]) in OURS)
+                own_leaves[f"{innermost['function']} ({innermost['file']})"] += count
             for name in {f"{m['function']} ({m['file']})" for m in frames if _package(m["file"]) in OURS}:
                 ours[name] += count
         lines = [f"profile: {total} samples holding the GIL; share by the code that ran (innermost library):"]
         lines += [f"  {count / total:6.1%}  {name}" for name, count in by_library.most_common()]
         lines.append(f"the bot's own functions, inclusive (top {top}):")
         lines += [f"  {count / total:6.1%}  {name}" for name, count in ours.most_common(top)]
+        lines.append(f"the bot's own functions, by the samples the bot's own code took in them (top {top}):")
+        lines += [f"  {count / total:6.1%}  {name}" for name, count in own_leaves.most_common(top)]
         lines.append(f"functions by their own samples, any library (top {top}):")
         lines += [f"  {count / total:6.1%}  {name}" for name, count in leaves.most_common(top)]
         return "\n".join(lines)

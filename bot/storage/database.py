@@ -110,7 +110,7 @@ class Database:
         @event.listens_for(sync_engine, "begin")
         def _on_begin(connection: Connection) -> None:
             mode = connection.get_execution_options().get("sqlite_begin", "BEGIN")
-            connection.exec_driver_sql(mode)
+            connection.connection.dbapi_connection.begin_with_next_statement(mode)  # type: ignore[union-attr]
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest version (alembic revisions in `migrations/versions`),

@@ -4,7 +4,8 @@ aiosqlite runs every call on its connection's thread and hands the result back t
 loop; SQLAlchemy's adapter makes four such calls per statement (open a cursor, execute, fetch,
 close). Each trip costs a future, a queue hand-off and a wake-up of the loop, and under load the
 two threads trade the GIL for every one: a quarter of the bot's CPU per job went there. Here a
-statement runs, is fetched and closed in one call on that thread, and the pool's rollback of a
+statement runs, is fetched and closed in one call on that thread; a transaction's BEGIN goes in
+the call of its first statement (`begin_with_next_statement`); and the pool's rollback of a
 connection it takes back is skipped when no transaction is open (after every commit).
 
 Passed to the engine as its DBAPI module (`create_async_engine(..., module=one_trip_dbapi())`);
@@ -30,8 +31,10 @@ from sqlalchemy.util.concurrency import await_
 _Outcome = tuple[Any, int, int | None, list[Any] | None, bool]
 
 
-def _run(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
+def _run(connection: sqlite3.Connection, begin: str | None, operation: str, parameters: Any) -> _Outcome:
     """On the SQLite thread: the statement's description, counts and rows, its cursor closed."""
+    if begin is not None:
+        connection.execute(begin)
     cursor = connection.execute(operation) if parameters is None else connection.execute(operation, parameters)
     try:
         description = cursor.description
@@ -41,7 +44,9 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Ou
         cursor.close()
 
 
-def _run_many(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
+def _run_many(connection: sqlite3.Connection, begin: str | None, operation: str, parameters: Any) -> _Outcome:
+    if begin is not None:
+        connection.execute(begin)
     cursor = connection.executemany(operation, parameters)
     try:
         return None, cursor.rowcount, cursor.lastrowid, None, connection.in_transaction
@@ -89,8 +94,10 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
     def _take(self, work: Any, operation: Any, parameters: Any) -> None:
         connection = cast(_Connection, self._adapt_connection)
+        begin, connection._begin = connection._begin, None
         try:
-            outcome: _Outcome = await_(self._connection._execute(work, self._connection._conn, operation, parameters))
+            outcome: _Outcome = await_(self._connection._execute(work, self._connection._conn, begin, operation,
+                                                                 parameters))
         except Exception as error:
             connection._in_transaction = True  # unknown after a failure: let a rollback run
             connection._handle_exception(error)
@@ -100,20 +107,31 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_in_transaction",)
+    __slots__ = ("_begin", "_in_transaction")
     _cursor_cls = _Cursor  # type: ignore[assignment]  # a subclass; mypy reads the base as exact
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._in_transaction = False
+        self._begin: str | None = None
+
+    def begin_with_next_statement(self, begin: str) -> None:
+        """Open a transaction with `begin` (BEGIN, BEGIN IMMEDIATE) in the trip of its first
+        statement. BEGIN IMMEDIATE then takes the write lock a moment later than it would alone,
+        but before anything is read or written; a transaction that runs nothing costs no trip."""
+        self._begin = begin
 
     def commit(self) -> None:
+        if self._begin is not None:  # nothing ran: there is nothing to commit
+            self._begin = None
+            return
         super().commit()
         self._in_transaction = False
 
     def rollback(self) -> None:
         # The pool rolls back every connection it takes back: after a commit there is nothing
         # to undo, and asking the SQLite thread anyway would cost a trip.
+        self._begin = None
         if self._in_transaction:
             super().rollback()
             self._in_transaction = False

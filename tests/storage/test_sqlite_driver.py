@@ -3,6 +3,7 @@ one trip to the SQLite thread per statement, and no rollback trip for a connecti
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,44 @@ async def test_each_statement_is_one_trip_and_an_idle_connection_is_not_rolled_b
     async with database.transaction() as conn:
         await conn.execute(notes.insert(), {"text": "a"})
         await conn.execute(sa.select(notes))
-    # BEGIN IMMEDIATE, the insert and the select (one trip each), then the commit; the pool's
-    # rollback of the returned connection finds no transaction open and makes no trip.
-    assert trips == ["_run", "_run", "_run", "commit"]
+    # The insert (its BEGIN IMMEDIATE in the same trip) and the select, then the commit; the
+    # pool's rollback of the returned connection finds no transaction open and makes no trip.
+    assert trips == ["_run", "_run", "commit"]
+    trips.clear()
+    async with database.transaction():
+        pass
+    assert trips == []  # a transaction that runs nothing costs nothing
+
+
+async def test_a_write_transaction_holds_the_write_lock_from_its_first_statement(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE travels with the first statement: from then on, another process's writer
+    waits for the commit (two handles on one file stand for two processes)."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, second = Database(url), Database(url)
+    try:
+        async with first.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        async with first.transaction() as conn:
+            # A read first: a read-then-write (a quota reservation) must not interleave.
+            assert (await conn.execute(sa.select(sa.func.count()).select_from(notes))).scalar_one() == 0
+
+            async def write_from_the_second() -> None:
+                async with second.transaction() as other:
+                    await other.execute(notes.insert(), {"text": "second"})
+
+            waiting = asyncio.create_task(write_from_the_second())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # SQLite's busy handler holds it until the first commits
+            async with second.engine.connect() as reader:  # WAL: reading is not blocked
+                assert (await reader.execute(sa.select(sa.func.count()).select_from(notes))).scalar_one() == 0
+            await conn.execute(notes.insert(), {"text": "first"})
+        await asyncio.wait_for(waiting, 10)
+        async with second.engine.connect() as reader:
+            texts = (await reader.execute(sa.select(notes.c.text).order_by(notes.c.id))).scalars().all()
+        assert texts == ["first", "second"]
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_a_failed_statement_raises_sqlalchemys_error_and_its_transaction_rolls_back(
