@@ -142,20 +142,21 @@ class PostedMessage:
 # costs more than running it. (In an UPDATE a bound name may not be a column's: hence `b_`.)
 _INSERT = jobs.insert()
 _CLAIM_LOCK = sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK))
-_QUEUED = (sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts)
+_RUNNING = jobs.alias("running")
+_LIVE = sa.and_(_RUNNING.c.state == JobState.RUNNING.value, _RUNNING.c.lease_expires_at > sa.bindparam("now"))
+_RUNNING_PER_MEMBER = (sa.select(_RUNNING.c.requester_id, sa.func.count().label("running"))
+                       .where(_LIVE).group_by(_RUNNING.c.requester_id).subquery("per_member"))
+# One read for all a claim weighs: the oldest queued jobs, each with how many jobs its member
+# has running and (the same on every row) the relay slots all running jobs hold.
+_QUEUED = (sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts,
+                     sa.func.coalesce(_RUNNING_PER_MEMBER.c.running, 0),
+                     sa.select(sa.func.coalesce(sa.func.sum(_RUNNING.c.relay_slots), 0)).where(_LIVE)
+                     .scalar_subquery())
+           .select_from(jobs.outerjoin(_RUNNING_PER_MEMBER, _RUNNING_PER_MEMBER.c.requester_id == jobs.c.requester_id))
            .where(jobs.c.state == JobState.QUEUED.value)
            .order_by(jobs.c.created_at, jobs.c.id)
            .limit(CLAIM_WINDOW)
-           .with_for_update(skip_locked=True))
-_LIVE = sa.and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at > sa.bindparam("now"))
-# One read for what a claim weighs: a row without a member carries the relay slots all running
-# jobs hold; one row per waiting member who has jobs running carries how many.
-_RUNNING = sa.union_all(
-    sa.select(sa.null().label("requester_id"), sa.func.coalesce(sa.func.sum(jobs.c.relay_slots), 0)).where(_LIVE),
-    sa.select(jobs.c.requester_id, sa.func.count())
-    .where(_LIVE, jobs.c.requester_id.in_(sa.bindparam("members", expanding=True)))
-    .group_by(jobs.c.requester_id),
-)
+           .with_for_update(skip_locked=True, of=jobs))
 _START = jobs.update().where(jobs.c.id.in_(sa.bindparam("ids", expanding=True))).values(
     state=JobState.RUNNING.value, lease_owner=sa.bindparam("owner"),
     lease_expires_at=sa.bindparam("b_lease_expires_at"),
@@ -302,22 +303,17 @@ class JobStore:
         async with self._db.join(conn) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(_CLAIM_LOCK)
-            # The queue first: most claims (a job ended, a poll) find it empty and stop at one read.
-            candidates = (await conn.execute(_QUEUED)).all()
+            now = self._clock()
+            candidates = (await conn.execute(_QUEUED, {"now": now})).all()
             if not candidates:
                 return Claim([], waiting=False)
-            now = self._clock()
-            # Only the waiting members' running jobs matter (not every running job's member).
-            waiting = sorted({requester_id for _, requester_id, _, _ in candidates})
-            running: dict[int | None, int] = {
-                requester_id: int(count)
-                for requester_id, count in await conn.execute(_RUNNING, {"now": now, "members": waiting})}
-            free = relay_slots - running.pop(None)
+            running = {requester_id: int(count) for _, requester_id, _, _, count, _ in candidates}
+            free = relay_slots - int(candidates[0][5])
             if free <= 0:
                 return Claim([], waiting=True)
             picked: list[str] = []
             fresh: set[str] = set()
-            for job_id, requester_id, slots, attempts in candidates:
+            for job_id, requester_id, slots, attempts, _, _ in candidates:
                 if len(picked) == capacity:
                     break
                 if running.get(requester_id, 0) >= per_user:
