@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -37,6 +35,8 @@ def sqlite_path(database_url: str) -> Path | None:
 
 async def schema_status(database_url: str) -> SchemaStatus:
     """Raises whatever the driver raises when the database cannot be reached."""
+    from alembic.script import ScriptDirectory  # only when asked: a running bot never loads alembic
+
     script = ScriptDirectory.from_config(migration_config())
     every = [revision.revision for revision in reversed(list(script.walk_revisions()))]
     path = sqlite_path(database_url)
@@ -59,4 +59,6 @@ async def schema_status(database_url: str) -> SchemaStatus:
 
 
 def _current_heads(connection: Connection) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext
+
     return tuple(MigrationContext.configure(connection).get_current_heads())
