@@ -81,7 +81,9 @@ class Database:
         self.dialect: Dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         if self.dialect == "sqlite":
             self._ensure_sqlite_directory()
-            engine_options.setdefault("connect_args", {"timeout": 30})
+            # The write transaction's statements run on the loop's thread (sqlite_driver.py), one at a
+            # time, never beside a statement on SQLite's own thread.
+            engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
             engine_options.setdefault("module", one_trip_dbapi())  # one trip to SQLite's thread per statement
         else:
             engine_options.setdefault("pool_size", 10)

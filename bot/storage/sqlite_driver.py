@@ -5,8 +5,10 @@ loop; SQLAlchemy's adapter makes four such calls per statement (open a cursor, e
 close). Each trip costs a future, a queue hand-off and a wake-up of the loop, and under load the
 two threads trade the GIL for every one: a quarter of the bot's CPU per job went there. Here a
 statement runs, is fetched and closed in one call on that thread; a transaction's BEGIN goes in
-the call of its first statement (`begin_with_next_statement`); and the pool's rollback of a
-connection it takes back is skipped when no transaction is open (after every commit).
+the call of its first statement (`begin_with_next_statement`); once a write transaction holds
+SQLite's write lock, its further statements run at once on the loop's thread, with no trip at
+all (see INLINE_PARAMETER_BYTES); and the pool's rollback of a connection it takes back is
+skipped when no transaction is open (after every commit).
 
 Passed to the engine as its DBAPI module (`create_async_engine(..., module=one_trip_dbapi())`);
 the dialect, its SQL and its error handling stay SQLAlchemy's own.
@@ -27,6 +29,14 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
+
+# Inside a write transaction (BEGIN IMMEDIATE went through: this connection holds SQLite's write
+# lock) a statement runs on the calling thread, the event loop's, without a trip: it cannot wait
+# for a lock, the pages it touches are in memory (WAL, synchronous=NORMAL: no fsync until a
+# checkpoint, which runs in COMMIT, on the SQLite thread), and it takes microseconds where a trip
+# costs the loop a hand-off and the transaction a wait behind every other ready task while it
+# holds the lock. A statement with a parameter above this size (an image) still makes the trip.
+INLINE_PARAMETER_BYTES = 64 * 1024
 
 _Outcome = tuple[Any, int, int | None, list[Any] | None, bool]
 
@@ -96,23 +106,40 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         connection = cast(_Connection, self._adapt_connection)
         begin, connection._begin = connection._begin, None
         try:
-            outcome: _Outcome = await_(self._connection._execute(work, self._connection._conn, begin, operation,
-                                                                 parameters))
+            if connection._holds_write_lock and work is _run and _small(parameters):
+                outcome: _Outcome = await_(_at_once(work, self._connection._conn, operation, parameters))
+            else:
+                outcome = await_(self._connection._execute(work, self._connection._conn, begin, operation, parameters))
         except Exception as error:
             connection._in_transaction = True  # unknown after a failure: let a rollback run
             connection._handle_exception(error)
         self._description, self._rowcount, self._lastrowid, rows, connection._in_transaction = outcome
+        if begin is not None:
+            connection._holds_write_lock = connection._in_transaction and begin.upper().endswith("IMMEDIATE")
         if rows is not None:
             self._rows = collections.deque(rows)
 
 
+async def _at_once(work: Any, connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
+    """`work` on this thread, as a coroutine that never suspends: SQLAlchemy's async layer insists
+    on being handed an awaitable, and awaiting this one costs no trip through the event loop."""
+    return work(connection, None, operation, parameters)  # type: ignore[no-any-return]
+
+
+def _small(parameters: Any) -> bool:
+    """No parameter big enough (an image) that copying it into SQLite's pages would be felt."""
+    return parameters is None or not any(
+        isinstance(value, (bytes, str)) and len(value) > INLINE_PARAMETER_BYTES for value in parameters)
+
+
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_begin", "_in_transaction")
+    __slots__ = ("_begin", "_holds_write_lock", "_in_transaction")
     _cursor_cls = _Cursor  # type: ignore[assignment]  # a subclass; mypy reads the base as exact
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._in_transaction = False
+        self._holds_write_lock = False  # inside a BEGIN IMMEDIATE transaction: see INLINE_PARAMETER_BYTES
         self._begin: str | None = None
 
     def begin_with_next_statement(self, begin: str) -> None:
@@ -125,6 +152,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         if self._begin is not None:  # nothing ran: there is nothing to commit
             self._begin = None
             return
+        self._holds_write_lock = False
         super().commit()
         self._in_transaction = False
 
@@ -132,6 +160,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         # The pool rolls back every connection it takes back: after a commit there is nothing
         # to undo, and asking the SQLite thread anyway would cost a trip.
         self._begin = None
+        self._holds_write_lock = False
         if self._in_transaction:
             super().rollback()
             self._in_transaction = False

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.storage.database import Database
+from bot.storage.sqlite_driver import INLINE_PARAMETER_BYTES
 
 metadata = sa.MetaData()
 notes = sa.Table(
@@ -69,8 +70,20 @@ async def test_each_statement_is_one_trip_and_an_idle_connection_is_not_rolled_b
     async with database.transaction() as conn:
         await conn.execute(notes.insert(), {"text": "a"})
         await conn.execute(sa.select(notes))
-    # The insert (its BEGIN IMMEDIATE in the same trip) and the select, then the commit; the
-    # pool's rollback of the returned connection finds no transaction open and makes no trip.
+    # The insert (its BEGIN IMMEDIATE in the same trip), then the commit: the select ran on the
+    # loop's thread (the transaction holds the write lock); the pool's rollback of the returned
+    # connection finds no transaction open and makes no trip.
+    assert trips == ["_run", "commit"]
+    trips.clear()
+    async with database.engine.connect() as conn:  # a read: no write lock held, every statement trips
+        await conn.execute(sa.select(notes))
+        await conn.execute(sa.select(notes))
+    assert trips == ["_run", "_run", "rollback"]
+    trips.clear()
+    async with database.transaction() as conn:
+        await conn.execute(sa.select(notes))
+        await conn.execute(notes.insert(), {"text": "x" * (INLINE_PARAMETER_BYTES + 1)})  # too big to copy here
+        await conn.execute(notes.insert(), {"text": "small"})
     assert trips == ["_run", "_run", "commit"]
     trips.clear()
     async with database.transaction():
