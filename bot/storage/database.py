@@ -43,12 +43,13 @@ def async_url(database_url: str) -> str:
 @functools.cache
 def upsert(dialect: str, table: Table, *, key: tuple[str, ...], update: tuple[str, ...] = ()) -> Executable:
     """INSERT the row given at execution; where a row with the same `key` exists, set its `update`
-    columns to the given values instead (or, without `update`, leave it alone). One statement on
-    either backend (ON CONFLICT), built once per table and shape: run it with the row's values,
+    columns to the given values instead (or, without `update`, leave it alone; with no `key`
+    either, a row that would break any unique constraint is left out: rowcount 0). One statement
+    on either backend (ON CONFLICT), built once per table and shape: run it with the row's values,
     `conn.execute(upsert(...), values)`."""
     statement = sqlite_insert(table) if dialect == "sqlite" else postgresql_insert(table)
     if not update:
-        return statement.on_conflict_do_nothing(index_elements=list(key))
+        return statement.on_conflict_do_nothing(index_elements=list(key) or None)
     return statement.on_conflict_do_update(index_elements=list(key),
                                            set_={column: statement.excluded[column] for column in update})
 

@@ -22,7 +22,6 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.core.clock import utcnow
@@ -140,7 +139,6 @@ class PostedMessage:
 
 # Built once and run with named parameters: these run for every job, and building a statement
 # costs more than running it. (In an UPDATE a bound name may not be a column's: hence `b_`.)
-_INSERT = jobs.insert()
 _CLAIM_LOCK = sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK))
 _RUNNING = jobs.alias("running")
 _LIVE = sa.and_(_RUNNING.c.state == JobState.RUNNING.value, _RUNNING.c.lease_expires_at > sa.bindparam("now"))
@@ -250,21 +248,17 @@ class JobStore:
                 "relay_slots": max(1, relay_slots),
                 "announced": False,
             }
-            try:
-                async with self._db.join(conn) as joined:
-                    if conn is not None and self._db.dialect == "postgresql":
-                        # A failed insert would abort the caller's whole transaction: fence it.
-                        async with joined.begin_nested():
-                            await joined.execute(_INSERT, values)
-                    else:
-                        await joined.execute(_INSERT, values)
-            except IntegrityError:
-                if dedupe_key is not None:
-                    existing = await self._id_for_dedupe_key(dedupe_key, conn)
-                    if existing is not None:
-                        raise DuplicateJob(existing) from None
-                continue  # the random id collided: draw another
-            return JobRecord.from_row(values)
+            # ON CONFLICT DO NOTHING: a taken key or id leaves the row out instead of failing,
+            # which on PostgreSQL would abort the caller's whole transaction.
+            async with self._db.join(conn) as joined:
+                stored = (await joined.execute(upsert(self._db.dialect, jobs, key=()), values)).rowcount
+            if stored:
+                return JobRecord.from_row(values)
+            if dedupe_key is not None:
+                existing = await self._id_for_dedupe_key(dedupe_key, conn)
+                if existing is not None:
+                    raise DuplicateJob(existing)
+            # else the random id collided (or the key's job ended meanwhile): draw another
         raise RuntimeError(f"could not draw an unused job id in {ID_ATTEMPTS} attempts")
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
