@@ -140,6 +140,7 @@ class PostedMessage:
 # Built once and run with named parameters: these run for every job, and building a statement
 # costs more than running it. (In an UPDATE a bound name may not be a column's: hence `b_`.)
 _CLAIM_LOCK = sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK))
+_CLAIM_LOCK_IF_FREE = sa.select(sa.func.pg_try_advisory_xact_lock(CLAIM_LOCK))
 _RUNNING = jobs.alias("running")
 _LIVE = sa.and_(_RUNNING.c.state == JobState.RUNNING.value, _RUNNING.c.lease_expires_at > sa.bindparam("now"))
 _RUNNING_PER_MEMBER = (sa.select(_RUNNING.c.requester_id, sa.func.count().label("running"))
@@ -280,7 +281,7 @@ class JobStore:
     # --- the queue ------------------------------------------------------------------------------
 
     async def claim(self, *, capacity: int, relay_slots: int, per_user: int,
-                    conn: AsyncConnection | None = None) -> Claim:
+                    conn: AsyncConnection | None = None, wait: bool = True) -> Claim:
         """Start the oldest queued jobs that may run now, leased to this instance.
 
         At most `capacity` jobs (this process's free room). A job never run before counts its
@@ -290,13 +291,17 @@ class JobStore:
         Claims are serialised (PostgreSQL: a transaction-level advisory lock, and the candidate
         rows are taken `FOR UPDATE SKIP LOCKED`; SQLite: its write lock), so the counts they read
         cannot change under them. Inside `conn` (the transaction that queues a job) the job can
-        start without a write of its own.
+        start without a write of its own. Without `wait`, a claim that would queue behind another
+        (PostgreSQL: the lock is held until that claim's transaction ends) claims nothing and
+        reports jobs waiting: under a burst each submit would otherwise wait for the one before.
         """
         if capacity <= 0:
             return Claim([], waiting=True)
         async with self._db.join(conn) as conn:
             if conn.dialect.name == "postgresql":
-                await conn.execute(_CLAIM_LOCK)
+                locked = (await conn.execute(_CLAIM_LOCK if wait else _CLAIM_LOCK_IF_FREE)).scalar()
+                if not wait and not locked:
+                    return Claim([], waiting=True)
             now = self._clock()
             candidates = (await conn.execute(_QUEUED, {"now": now})).all()
             if not candidates:

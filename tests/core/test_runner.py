@@ -155,8 +155,9 @@ class SpyJobStore(JobStore):
         self.marked_running: list[str] = []
 
     async def claim(self, *, capacity: int, relay_slots: int, per_user: int,
-                    conn: AsyncConnection | None = None) -> Claim:
-        claim = await super().claim(capacity=capacity, relay_slots=relay_slots, per_user=per_user, conn=conn)
+                    conn: AsyncConnection | None = None, wait: bool = True) -> Claim:
+        claim = await super().claim(capacity=capacity, relay_slots=relay_slots, per_user=per_user, conn=conn,
+                                    wait=wait)
         self.marked_running.extend(job.id for job in claim.jobs)
         return claim
 

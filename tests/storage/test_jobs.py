@@ -7,11 +7,12 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from bot.core.jobs.spec import StoredRequest
 from bot.core.relay.models import GeneratedImage
 from bot.storage.database import Database
-from bot.storage.jobs import DuplicateJob, JobState, JobStore, UnknownJob
+from bot.storage.jobs import CLAIM_LOCK, DuplicateJob, JobState, JobStore, UnknownJob
 
 
 class Clock:
@@ -319,3 +320,22 @@ async def test_a_claim_says_whether_it_left_jobs_queued(database: Database) -> N
     claim = await store.claim(capacity=1, relay_slots=10, per_user=10)
     assert ([job.id for job in claim.jobs], claim.waiting) == ([second.id], False)
     assert (await store.claim(capacity=1, relay_slots=10, per_user=10)).waiting is False
+
+
+async def test_a_claim_that_may_not_wait_leaves_a_held_queue_to_the_claim_holding_it(database: Database) -> None:
+    """A submit's claim does not queue behind another claim's transaction (PostgreSQL: the claim
+    lock is held until it commits); it reports jobs waiting, so the pump claims them."""
+    store = JobStore(database)
+    job = await create(store)
+    if database.dialect == "sqlite":  # one writer at a time: the write lock already serialises claims
+        claim = await store.claim(capacity=1, relay_slots=10, per_user=10, wait=False)
+        assert [claimed.id for claimed in claim.jobs] == [job.id]
+        return
+    async with database.transaction() as holding:  # another process's claim, not committed yet
+        await holding.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
+        async with database.transaction() as other:
+            claim = await asyncio.wait_for(
+                store.claim(capacity=1, relay_slots=10, per_user=10, conn=other, wait=False), 5)
+        assert (claim.jobs, claim.waiting) == ([], True)
+    claim = await store.claim(capacity=1, relay_slots=10, per_user=10, wait=False)  # the lock is free again
+    assert [claimed.id for claimed in claim.jobs] == [job.id]

@@ -156,11 +156,13 @@ class JobRunner:
     async def claim_in(self, conn: AsyncConnection) -> Claim:
         """Claim inside the transaction that queues a job, so a job that may run now starts
         without waiting for the pump's own write (SQLite queues writers); `begin` the claim once
-        it has committed. Nothing before the pump runs (the bot not ready yet) or while draining."""
+        it has committed. Nothing before the pump runs (the bot not ready yet) or while draining,
+        or when another claim holds the queue (PostgreSQL): the pump then claims the job."""
         if self._pump_task is None or self._draining:
             return Claim([], waiting=True)
         return await self._store.claim(capacity=self._concurrency - len(self._running),
-                                       relay_slots=self._concurrency, per_user=self._per_user_limit, conn=conn)
+                                       relay_slots=self._concurrency, per_user=self._per_user_limit, conn=conn,
+                                       wait=False)
 
     def begin(self, claim: Claim) -> None:
         """Start a committed `claim_in`; a job it left queued is the pump's to claim."""
