@@ -32,10 +32,11 @@ from sqlalchemy.util.concurrency import await_
 
 # Inside a write transaction (BEGIN IMMEDIATE went through: this connection holds SQLite's write
 # lock) a statement runs on the calling thread, the event loop's, without a trip: it cannot wait
-# for a lock, the pages it touches are in memory (WAL, synchronous=NORMAL: no fsync until a
-# checkpoint, which runs in COMMIT, on the SQLite thread), and it takes microseconds where a trip
-# costs the loop a hand-off and the transaction a wait behind every other ready task while it
-# holds the lock. A statement with a parameter above this size (an image) still makes the trip.
+# for a lock, the few pages it touches are as a rule in memory (WAL, synchronous=NORMAL: no fsync
+# until a checkpoint, which runs in COMMIT, on the SQLite thread), and it takes microseconds where
+# a trip costs the loop a hand-off and the transaction a wait behind every other ready task while
+# it holds the lock. A statement with a parameter above this size (an image) still makes the trip,
+# and so does a DELETE (freeing a set's kept images rewrites thousands of pages).
 INLINE_PARAMETER_BYTES = 64 * 1024
 
 _Outcome = tuple[Any, int, int | None, list[Any] | None, bool]
@@ -106,7 +107,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         connection = cast(_Connection, self._adapt_connection)
         begin, connection._begin = connection._begin, None
         try:
-            if connection._holds_write_lock and work is _run and _small(parameters):
+            if connection._holds_write_lock and work is _run and _small(parameters) and not _deletes(operation):
                 outcome: _Outcome = await_(_at_once(work, self._connection._conn, operation, parameters))
             else:
                 outcome = await_(self._connection._execute(work, self._connection._conn, begin, operation, parameters))
@@ -124,6 +125,11 @@ async def _at_once(work: Any, connection: sqlite3.Connection, operation: str, pa
     """`work` on this thread, as a coroutine that never suspends: SQLAlchemy's async layer insists
     on being handed an awaitable, and awaiting this one costs no trip through the event loop."""
     return work(connection, None, operation, parameters)  # type: ignore[no-any-return]
+
+
+def _deletes(operation: str) -> bool:
+    """A DELETE may free thousands of pages (a set's kept images: 150 MB took 180-240 ms)."""
+    return operation.lstrip()[:6].upper() == "DELETE"
 
 
 def _small(parameters: Any) -> bool:
