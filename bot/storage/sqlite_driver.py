@@ -1,4 +1,4 @@
-"""SQLAlchemy's aiosqlite driver, with one trip to the SQLite thread per statement.
+"""SQLAlchemy's aiosqlite driver, with at most one trip to the SQLite thread per statement.
 
 aiosqlite runs every call on its connection's thread and hands the result back to the event
 loop; SQLAlchemy's adapter makes four such calls per statement (open a cursor, execute, fetch,
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from threading import Thread
 from typing import Any, cast
 
 import aiosqlite
@@ -175,10 +174,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> _Connection:
         connection = aiosqlite.connect(*arg, **kw)
-        if isinstance(connection, Thread):  # aiosqlite < 0.22: the connection is the thread
-            connection.daemon = True
-        else:
-            connection._thread.daemon = True
+        connection._thread.daemon = True  # as SQLAlchemy's adapter does: never hold up the exit
         return _Connection(self, await_(connection))
 
 
