@@ -85,7 +85,7 @@ class Database:
             # The write transaction's statements run on the loop's thread (sqlite_driver.py), one at a
             # time, never beside a statement on SQLite's own thread.
             engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
-            engine_options.setdefault("module", one_trip_dbapi())  # one trip to SQLite's thread per statement
+            engine_options.setdefault("module", one_trip_dbapi())  # at most one trip to SQLite's thread per statement
         else:
             engine_options.setdefault("pool_size", 10)
             engine_options.setdefault("max_overflow", 20)
