@@ -73,7 +73,12 @@ async def test_a_normal_start_in_json_has_no_alembic_or_voice_lines(tmp_path):
             await fake.wait_for(lambda: fake.commands, 30, what="the commands synced")
         finally:
             process.send_signal(signal.SIGTERM)
-            out, err = await asyncio.wait_for(process.communicate(), 30)
+            try:
+                out, err = await asyncio.wait_for(process.communicate(), 30)
+            except TimeoutError:  # say what the bot was doing (it once hung here, under load)
+                process.kill()
+                out, err = await process.communicate()
+                pytest.fail(f"the bot did not exit within 30 s of SIGTERM; its log:\n{err.decode()[-6000:]}")
     assert process.returncode == 0, err.decode()
     entries = [json.loads(line) for line in err.decode().strip().splitlines()]
     assert entries, "a start logs something"
