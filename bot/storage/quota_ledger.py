@@ -141,13 +141,18 @@ class MemberTotals:
     granted: int
     reserved: int
 
+    @classmethod
+    def from_sums(cls, used: int, granted: int, reserved: int) -> MemberTotals:
+        """From the sums of `MEMBER_TOTALS` (resets can take `used` below zero; it shows as 0)."""
+        return cls(used=max(0, int(used)), granted=int(granted), reserved=int(reserved))
+
 
 async def member_totals(
     conn: AsyncConnection, guild_id: int, user_id: int, start: datetime, end: datetime, now: datetime
 ) -> MemberTotals:
     row = (await conn.execute(_MEMBER_TOTALS, {"guild_id": guild_id, "user_id": user_id, "start": start,
                                                "end": end, "now": now})).one()
-    return MemberTotals(used=max(0, int(row[0])), granted=int(row[1]), reserved=int(row[2]))
+    return MemberTotals.from_sums(*row)
 
 
 async def member_usage(
@@ -202,12 +207,14 @@ _END: sa.BindParameter[datetime] = sa.bindparam("end")
 _NOW: sa.BindParameter[datetime] = sa.bindparam("now")
 _MEMBER_ROWS = (ledger.c.guild_id == _GUILD, ledger.c.user_id == _USER,
                 ledger.c.effective_at >= _START, ledger.c.effective_at < _END)
-_MEMBER_TOTALS = sa.select(
-    _sum(ledger.c.amount, *_MEMBER_ROWS, one_of(ledger.c.kind, USAGE_KINDS)),
-    _sum(ledger.c.amount, *_MEMBER_ROWS, ledger.c.kind == LedgerKind.GRANT.value),
+# used, granted, reserved: with parameters guild_id, user_id, start, end (the window) and now.
+MEMBER_TOTALS = (
+    _sum(ledger.c.amount, *_MEMBER_ROWS, one_of(ledger.c.kind, USAGE_KINDS)).label("used"),
+    _sum(ledger.c.amount, *_MEMBER_ROWS, ledger.c.kind == LedgerKind.GRANT.value).label("granted"),
     _sum(HELD, reservations.c.guild_id == _GUILD, reservations.c.user_id == _USER,
-         *_live_in_window(_START, _END, _NOW)),
+         *_live_in_window(_START, _END, _NOW)).label("reserved"),
 )
+_MEMBER_TOTALS = sa.select(*MEMBER_TOTALS)
 _SERVER_TOTALS = sa.select(
     _sum(ledger.c.amount, ledger.c.guild_id == _GUILD, ledger.c.kind == LedgerKind.CHARGE.value,
          ledger.c.effective_at >= _START, ledger.c.effective_at < _END),

@@ -49,9 +49,10 @@ from bot.core.quota.periods import month_window
 from bot.core.quota.status import QuotaStatus
 from bot.storage import quota_ledger as ledger
 from bot.storage import quota_reservations as reservations
-from bot.storage.quota_ledger import LedgerEntry, LedgerKind, ReservationState
+from bot.storage.quota_ledger import LedgerEntry, LedgerKind, MemberTotals, ReservationState
 from bot.storage.quota_reservations import Reservation
 from bot.storage.quota_settings import GuildRow, MemberRow, read_guild, read_member, read_roles
+from bot.storage.quota_snapshot import QuotaSnapshot, read_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,14 @@ class QuotaReservations(QuotaBase):
 
     async def status(self, guild_id: int, user_id: int, role_ids: Sequence[int]) -> QuotaStatus:
         async with self._db.engine.connect() as conn:
-            member = await read_member(conn, guild_id, user_id)
-            guild = await read_guild(conn, guild_id)
-            return await self._status(conn, guild, member, role_ids, self._clock())
+            now = self._clock()
+            snapshot = await self._snapshot(conn, guild_id, user_id, now)
+            return await self._status(conn, snapshot.guild, snapshot.member, role_ids, now, totals=snapshot.totals)
+
+    async def _snapshot(self, conn: AsyncConnection, guild_id: int, user_id: int, now: datetime) -> QuotaSnapshot:
+        """Member, guild and the member's totals in the default period's window, in one read."""
+        start, end = self._default_period.window(now)
+        return await read_snapshot(conn, guild_id, user_id, start, end, now)
 
     async def _status(
         self,
@@ -76,7 +82,9 @@ class QuotaReservations(QuotaBase):
         now: datetime,
         *,
         with_server_totals: bool = True,
+        totals: MemberTotals | None = None,
     ) -> QuotaStatus:
+        """`totals`, when given, are the member's in the default period's window (a snapshot's)."""
         roles = await read_roles(conn, guild.guild_id, role_ids)
         effective = resolve_limit(
             blocked=member.blocked,
@@ -88,7 +96,8 @@ class QuotaReservations(QuotaBase):
         )
         period = self._period(guild)
         start, end = period.window(now)
-        totals = await ledger.member_totals(conn, guild.guild_id, member.user_id, start, end, now)
+        if totals is None or period != self._default_period:
+            totals = await ledger.member_totals(conn, guild.guild_id, member.user_id, start, end, now)
         month_start, month_end = month_window(now)
         server_used = server_reserved = 0
         if with_server_totals or guild.server_cap is not None:
@@ -155,15 +164,18 @@ class QuotaReservations(QuotaBase):
         async with self._db.join(conn) as conn:
             now = self._clock()
             row_locks = conn.dialect.name == "postgresql"  # SQLite: the transaction locks the database
-            member = await read_member(conn, guild_id, user_id, lock=row_locks)
-            guild = await read_guild(conn, guild_id)
+            if row_locks:  # first, as everywhere (see the module's docstring)
+                await read_member(conn, guild_id, user_id, lock=True)
+            snapshot = await self._snapshot(conn, guild_id, user_id, now)
+            member, guild = snapshot.member, snapshot.guild
             if guild.server_cap is not None and row_locks:
                 guild = await read_guild(conn, guild_id, lock=True)
             if not new_job and await self._held_already(conn, job_id, guild_id, user_id):
-                return await self._status(conn, guild, member, role_ids, now)
+                return await self._status(conn, guild, member, role_ids, now, totals=snapshot.totals)
 
             # Without a server cap the guild's monthly totals don't decide anything here.
-            status = await self._status(conn, guild, member, role_ids, now, with_server_totals=False)
+            status = await self._status(conn, guild, member, role_ids, now, with_server_totals=False,
+                                        totals=snapshot.totals)
             _check_room(status, images)
             held = Reservation(
                 job_id=job_id,
