@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.storage.sqlite_driver import one_trip_dbapi
+from bot.storage.sqlite_driver import BUSY_TIMEOUT_MS, one_trip_dbapi
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -84,7 +84,7 @@ class Database:
             self._ensure_sqlite_directory()
             # The write transaction's statements run on the loop's thread (sqlite_driver.py), one at a
             # time, never beside a statement on SQLite's own thread.
-            engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+            engine_options.setdefault("connect_args", {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
             engine_options.setdefault("module", one_trip_dbapi())  # at most one trip to SQLite's thread per statement
         else:
             engine_options.setdefault("pool_size", 10)
@@ -112,8 +112,10 @@ class Database:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.journal_mode_is(cursor.fetchone()[0])  # WAL, unless the file cannot have it
             cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, no fsync per commit
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # the driver checkpoints (sqlite_driver.py)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 

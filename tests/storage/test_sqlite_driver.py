@@ -1,5 +1,6 @@
 """The SQLite driver (bot/storage/sqlite_driver.py): SQLAlchemy's results and errors unchanged,
-one trip to the SQLite thread per statement, and no rollback trip for a connection that is idle."""
+no trip to the SQLite thread for a small write transaction, one per statement for a read, the
+WAL checkpointed by the driver, and every call on the SQLite thread where there is no WAL."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.storage.database import Database
-from bot.storage.sqlite_driver import INLINE_PARAMETER_BYTES
+from bot.storage.sqlite_driver import CHECKPOINT_COMMITS, CHECKPOINT_PAGES, INLINE_PARAMETER_BYTES
 
 metadata = sa.MetaData()
 notes = sa.Table(
@@ -61,7 +62,7 @@ async def test_rows_counts_and_new_ids_come_back_as_sqlalchemy_gives_them(databa
     assert nothing is None
 
 
-async def test_each_statement_is_one_trip_and_an_idle_connection_is_not_rolled_back(
+async def test_a_small_write_transaction_makes_no_trip_and_a_read_makes_one_per_statement(
     database: Database, trips: list[str]
 ) -> None:
     async with database.engine.connect() as warm:  # the pool's connection exists before counting
@@ -70,26 +71,65 @@ async def test_each_statement_is_one_trip_and_an_idle_connection_is_not_rolled_b
     async with database.transaction() as conn:
         await conn.execute(notes.insert(), {"text": "a"})
         await conn.execute(sa.select(notes))
-    # The insert (its BEGIN IMMEDIATE in the same trip), then the commit: the select ran on the
-    # loop's thread (the transaction holds the write lock); the pool's rollback of the returned
-    # connection finds no transaction open and makes no trip.
-    assert trips == ["_run", "commit"]
-    trips.clear()
+    # BEGIN IMMEDIATE found the write lock free and took it on the loop's thread; the statements
+    # and the COMMIT ran there too; the pool's rollback of the returned connection found no
+    # transaction open.
+    assert trips == []
     async with database.engine.connect() as conn:  # a read: no write lock held, every statement trips
         await conn.execute(sa.select(notes))
         await conn.execute(sa.select(notes))
-    assert trips == ["_run", "_run", "rollback"]
+    assert trips == ["_run", "_run"]  # its ROLLBACK ran on the loop's thread
     trips.clear()
     async with database.transaction() as conn:
         await conn.execute(sa.select(notes))
         await conn.execute(notes.insert(), {"text": "x" * (INLINE_PARAMETER_BYTES + 1)})  # too big to copy here
         await conn.execute(notes.insert(), {"text": "small"})
         await conn.execute(notes.delete().where(notes.c.text == "small"))  # may free many pages
-    assert trips == ["_run", "_run", "_run", "commit"]
+    assert trips == ["_run", "_run", "commit"]  # and its COMMIT appends those pages to the WAL
     trips.clear()
     async with database.transaction():
         pass
     assert trips == []  # a transaction that runs nothing costs nothing
+    async with database.engine.connect() as conn:
+        texts = (await conn.execute(sa.select(notes.c.text).order_by(notes.c.id))).scalars().all()
+    assert texts == ["a", "x" * (INLINE_PARAMETER_BYTES + 1)]
+
+
+async def test_the_wal_is_checkpointed_on_the_sqlite_thread_every_so_many_pages_or_commits(
+    database: Database, trips: list[str]
+) -> None:
+    for number in range(CHECKPOINT_COMMITS):
+        async with database.transaction() as conn:
+            await conn.execute(notes.insert(), {"text": f"note {number}"})
+    assert trips.count("_checkpoint") == 1
+    trips.clear()
+    big = "y" * (INLINE_PARAMETER_BYTES // 2)  # small enough to write on the loop's thread
+    for number in range(CHECKPOINT_PAGES * 4096 // len(big) + 1):
+        async with database.transaction() as conn:
+            await conn.execute(notes.insert(), {"text": f"{number} {big}"})
+    assert trips.count("_checkpoint") >= 1  # long before CHECKPOINT_COMMITS
+    async with database.engine.connect() as conn:  # SQLite's own would checkpoint inside a COMMIT
+        assert (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one() == 0
+
+
+async def test_without_wal_every_statement_commit_and_rollback_makes_the_trip(
+    tmp_path: Path, trips: list[str]
+) -> None:
+    database = Database("sqlite:///:memory:")  # an in-memory database has no WAL
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        trips.clear()
+        async with database.transaction() as conn:
+            await conn.execute(notes.insert(), {"text": "a"})
+            await conn.execute(sa.select(notes))
+        assert trips == ["_run", "_run", "commit"]
+        trips.clear()
+        async with database.engine.connect() as conn:
+            await conn.execute(sa.select(notes))
+        assert trips == ["_run", "rollback"]
+    finally:
+        await database.close()
 
 
 async def test_a_write_transaction_holds_the_write_lock_from_its_first_statement(tmp_path: Path) -> None:
@@ -133,7 +173,7 @@ async def test_a_failed_statement_raises_sqlalchemys_error_and_its_transaction_r
         async with database.transaction() as conn:
             await conn.execute(notes.insert(), {"text": "lost"})
             await conn.execute(notes.insert(), {"text": "kept"})  # UNIQUE fails
-    assert "rollback" in trips
+    assert trips == []  # it ran, failed and rolled back on the loop's thread
     with pytest.raises(OperationalError):
         async with database.engine.connect() as conn:
             await conn.execute(sa.text("SELECT no_such_column FROM notes"))
