@@ -208,12 +208,17 @@ class SeedreamBot(commands.AutoShardedBot):
 
     @tasks.loop(seconds=10)
     async def renew_leases(self) -> None:
-        """Keep this process's job leases alive; queue again the jobs of processes that stopped doing so."""
+        """Keep this process's job leases alive; queue again the jobs of processes that stopped doing
+        so; free the kept images of jobs that have ended."""
         try:
             await self.jobs.heartbeat()
             await self.job_service.resume_abandoned(own=False)
         except Exception:  # the next round tries again; the log says why this one failed
             log.exception("renewing job leases failed")
+        try:
+            await self.jobs.drop_finished_results()
+        except Exception:
+            log.exception("freeing the kept images of ended jobs failed")
 
     async def start_job(
         self, asked: discord.Interaction[Any] | discord.Message, spec: JobSpec

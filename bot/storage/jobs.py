@@ -1,9 +1,10 @@
 """Job rows: the durable queue, and everything needed to finish a job in any process.
 
 A job is `queued -> running -> delivered | failed`. The row holds the request, where to deliver
-(`delivery`), the images the relay produced so far (`job_results`, until the job ends) and every
-message posted with its images (`job_messages`), so a job survives a crash, a deploy or a lost
-lease, and a result's buttons and `/show` keep working after any restart.
+(`delivery`), the images the relay produced so far (`job_results`, while the job is unfinished;
+`drop_finished_results` frees them after it ends) and every message posted with its images
+(`job_messages`), so a job survives a crash, a deploy or a lost lease, and a result's buttons
+and `/show` keep working after any restart.
 
 A running job carries a lease: the instance that owns it (`lease_owner`) and until when. The
 owner renews it (`heartbeat`); a job whose lease ran out belongs to a process that died and is
@@ -166,7 +167,15 @@ _DELIVERED = jobs.update().where(jobs.c.id == sa.bindparam("job_id"), one_of(job
     state=JobState.DELIVERED.value, error=None, finished_at=sa.bindparam("b_finished_at"), dedupe_key=None,
     result_message_ids=sa.bindparam("b_result_message_ids"), images=sa.bindparam("b_images"),
     announced=True, delivery=None, lease_owner=None, lease_expires_at=None)
-_DROP_RESULTS = job_results.delete().where(job_results.c.job_id == sa.bindparam("job_id"))
+# Not in a job's own last transaction: on SQLite a DELETE, and the COMMIT after it, go to the
+# SQLite thread (freeing a set's images rewrites thousands of pages); a sweep does it for all.
+_DROP_FINISHED_RESULTS = job_results.delete().where(~sa.exists().where(
+    jobs.c.id == job_results.c.job_id, one_of(jobs.c.state, UNFINISHED)))
+_KEPT_RESULTS = (
+    sa.select(job_results).join(jobs, jobs.c.id == job_results.c.job_id)
+    .where(job_results.c.job_id == sa.bindparam("job_id"), one_of(jobs.c.state, UNFINISHED))
+    .order_by(job_results.c.image_index)
+)
 
 
 @dataclass(frozen=True)
@@ -399,12 +408,17 @@ class JobStore:
                                       "created_at": self._clock()})
 
     async def results(self, job_id: str) -> list[GeneratedImage]:
-        """The images kept for an unfinished job, by index."""
-        query = sa.select(job_results).where(job_results.c.job_id == job_id).order_by(job_results.c.image_index)
+        """The images kept for an unfinished job, by index (none once it has ended)."""
         async with self._db.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+            rows = (await conn.execute(_KEPT_RESULTS, {"job_id": job_id})).mappings().all()
         return [GeneratedImage(index=row["image_index"], content=row["content"], size=row["size"],
                                content_type=row["content_type"]) for row in rows]
+
+    async def drop_finished_results(self) -> int:
+        """Free the kept images of every job that has ended (the bot sweeps every few seconds);
+        returns how many were dropped."""
+        async with self._db.transaction() as conn:
+            return (await conn.execute(_DROP_FINISHED_RESULTS)).rowcount
 
     async def record_posted(
         self,
@@ -482,19 +496,16 @@ class JobStore:
 
         The job's `dedupe_key` is released: a key only guards against a second job while the
         first is active (a double click), so the same button works again once it has finished.
-        Its kept results are dropped; its delivery record (which may hold a token) and its lease
-        stay until `announced`, so a crash before the requester is told leaves that to the next start.
+        Its kept results stop counting (`drop_finished_results` frees them); its delivery record
+        (which may hold a token) and its lease stay until `announced`, so a crash before the
+        requester is told leaves that to the next start.
         """
         if not JobState(state).finished:
             raise ValueError(f"finish() takes a final state, not {state!r}")
-        async with self._db.join(conn) as joined:
-            changed = await self._transition(
-                job_id, UNFINISHED, joined, state=JobState(state).value, error=error, finished_at=self._clock(),
-                dedupe_key=None,
-            )
-            if changed:
-                await joined.execute(job_results.delete().where(job_results.c.job_id == job_id))
-        return changed
+        return await self._transition(
+            job_id, UNFINISHED, conn, state=JobState(state).value, error=error, finished_at=self._clock(),
+            dedupe_key=None,
+        )
 
     async def finish_posted(
         self,
@@ -511,8 +522,8 @@ class JobStore:
         end the job as delivered with its results (`result_message_ids`, `images`: all of them)
         and note its requester was told, in the caller's transaction (the one that charges).
 
-        What `record_posted`, `finish` and `announced` do apart, in two statements and a delete;
-        False (the job's row untouched) if it had finished already.
+        What `record_posted`, `finish` and `announced` do apart, in two statements; False (the
+        job's row untouched) if it had finished already.
         """
         indices = sorted(int(image["index"]) for image in posted)
         await conn.execute(upsert(self._db.dialect, job_messages, key=("message_id",), update=("images",)),
@@ -521,10 +532,7 @@ class JobStore:
         result = await conn.execute(_DELIVERED, {
             "job_id": job_id, "b_finished_at": self._clock(), "b_result_message_ids": list(result_message_ids),
             "b_images": [dict(image) for image in images]})
-        if not result.rowcount:
-            return False
-        await conn.execute(_DROP_RESULTS, {"job_id": job_id})
-        return True
+        return bool(result.rowcount)
 
     async def announced(self, job_id: str) -> None:
         """The requester was told how the job ended: drop its delivery record and lease."""

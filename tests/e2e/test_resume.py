@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
+import sqlalchemy as sa
+
+from bot.storage.tables import job_results
 from tests import harness
 from tests.e2e.conftest import BotStarter
 from tests.e2e.test_imagine import finished
@@ -115,10 +118,13 @@ async def test_images_the_relay_returned_before_a_restart_are_posted_without_a_s
         await finished(interaction)
         charged = await used(second, fake_discord)
         leftover = await second.jobs.results(job.id)
+        await second.renew_leases()  # a round of upkeep frees the ended job's kept image
+        async with second.database.engine.connect() as conn:
+            kept_rows = (await conn.execute(sa.select(sa.func.count()).select_from(job_results))).scalar_one()
 
     assert len(relay.requests) == 1
     assert posted_images(fake_discord, job.id) == {0: 1}
-    assert charged == (1, 0) and leftover == []
+    assert charged == (1, 0) and leftover == [] and kept_rows == 0
 
 
 async def test_a_channel_post_repeated_after_a_lost_answer_is_deduplicated_by_its_nonce(world) -> None:

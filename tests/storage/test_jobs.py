@@ -13,6 +13,7 @@ from bot.core.jobs.spec import StoredRequest
 from bot.core.relay.models import GeneratedImage
 from bot.storage.database import Database
 from bot.storage.jobs import CLAIM_LOCK, DuplicateJob, JobState, JobStore, UnknownJob
+from bot.storage.tables import job_results
 
 
 class Clock:
@@ -150,6 +151,22 @@ async def test_results_are_kept_until_the_job_ends(database: Database) -> None:
                                                                             (1, b"\x89PNG two", "2x2")]
     await store.finish(job.id, JobState.DELIVERED)
     assert await store.results(job.id) == []
+
+
+async def test_the_sweep_frees_the_kept_images_of_ended_jobs_only(database: Database) -> None:
+    store = JobStore(database)
+    ended, running = await create(store), await create(store)
+    for job in (ended, running):
+        for index in (0, 1):
+            await store.save_result(job.id, GeneratedImage(index=index, content=b"\xff\xd8 image"))
+    await store.finish(ended.id, JobState.FAILED, "the relay failed")
+
+    assert await store.drop_finished_results() == 2
+    async with database.engine.connect() as conn:
+        left = (await conn.execute(sa.select(job_results.c.job_id).distinct())).scalars().all()
+    assert left == [running.id]
+    assert len(await store.results(running.id)) == 2
+    assert await store.drop_finished_results() == 0
 
 
 async def test_the_delivery_record_is_kept_out_of_reprs_and_dropped_once_the_requester_is_told(
