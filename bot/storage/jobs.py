@@ -15,6 +15,7 @@ stable instance name takes back its own earlier jobs at once, without waiting fo
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -157,12 +158,22 @@ _QUEUED = (sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.
            .order_by(jobs.c.created_at, jobs.c.id)
            .limit(CLAIM_WINDOW)
            .with_for_update(skip_locked=True, of=jobs))
-_START = jobs.update().where(jobs.c.id.in_(sa.bindparam("ids", expanding=True))).values(
-    state=JobState.RUNNING.value, lease_owner=sa.bindparam("owner"),
-    lease_expires_at=sa.bindparam("b_lease_expires_at"),
-    started_at=sa.func.coalesce(jobs.c.started_at, sa.bindparam("now", type_=jobs.c.started_at.type)),
-    attempts=sa.case((jobs.c.attempts == 0, 1), else_=jobs.c.attempts),
-).returning(*jobs.c)  # the claimed rows, without a second read
+
+
+@functools.cache
+def _start(count: int) -> sa.Update:
+    """Start `count` claimed jobs (parameters id0, id1, …): one statement per count, compiled once
+    (an "expanding" IN list would be rewritten into the SQL at every execution). At most
+    CLAIM_WINDOW of them."""
+    ids = [sa.bindparam(f"id{index}", type_=jobs.c.id.type) for index in range(count)]
+    return jobs.update().where(jobs.c.id.in_(ids)).values(
+        state=JobState.RUNNING.value, lease_owner=sa.bindparam("owner"),
+        lease_expires_at=sa.bindparam("b_lease_expires_at"),
+        started_at=sa.func.coalesce(jobs.c.started_at, sa.bindparam("now", type_=jobs.c.started_at.type)),
+        attempts=sa.case((jobs.c.attempts == 0, 1), else_=jobs.c.attempts),
+    ).returning(*jobs.c)  # the claimed rows, without a second read
+
+
 _DELIVERED = jobs.update().where(jobs.c.id == sa.bindparam("job_id"), one_of(jobs.c.state, UNFINISHED)).values(
     state=JobState.DELIVERED.value, error=None, finished_at=sa.bindparam("b_finished_at"), dedupe_key=None,
     result_message_ids=sa.bindparam("b_result_message_ids"), images=sa.bindparam("b_images"),
@@ -336,8 +347,9 @@ class JobStore:
                 running[requester_id] = running.get(requester_id, 0) + 1
             if not picked:
                 return Claim([], waiting=True)
-            rows = (await conn.execute(_START, {
-                "ids": picked, "owner": self._owner, "now": now, "b_lease_expires_at": now + self._lease,
+            ids = {f"id{index}": job_id for index, job_id in enumerate(picked)}
+            rows = (await conn.execute(_start(len(picked)), {
+                **ids, "owner": self._owner, "now": now, "b_lease_expires_at": now + self._lease,
             })).mappings().all()
         by_id = {row["id"]: dataclasses.replace(JobRecord.from_row(row), fresh=row["id"] in fresh) for row in rows}
         left = len(picked) < len(candidates) or len(candidates) == CLAIM_WINDOW
