@@ -74,6 +74,10 @@ class SeedreamBot(commands.AutoShardedBot):
             tree_cls=SeedreamTree,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            # No message cache: nothing here reads it (a reply carries the message it answers,
+            # an interaction its own), and with it every MESSAGE_UPDATE (each result's edit)
+            # searched up to 1,000 cached messages and parsed the message twice.
+            max_messages=None,
             shard_count=settings.shard_count,
             # None (every shard) is what discord.py defaults to; its stubs only spell the list.
             shard_ids=list(settings.shard_slice) if settings.shard_slice is not None else None,  # type: ignore[arg-type]
