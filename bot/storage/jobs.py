@@ -145,15 +145,14 @@ _CLAIM_LOCK = sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK))
 _CLAIM_LOCK_IF_FREE = sa.select(sa.func.pg_try_advisory_xact_lock(CLAIM_LOCK))
 _RUNNING = jobs.alias("running")
 _LIVE = sa.and_(_RUNNING.c.state == JobState.RUNNING.value, _RUNNING.c.lease_expires_at > sa.bindparam("now"))
-_RUNNING_PER_MEMBER = (sa.select(_RUNNING.c.requester_id, sa.func.count().label("running"))
-                       .where(_LIVE).group_by(_RUNNING.c.requester_id).subquery("per_member"))
 # One read for all a claim weighs: the oldest queued jobs, each with how many jobs its member
-# has running and (the same on every row) the relay slots all running jobs hold.
+# has running (ix_jobs_requester_state: that member's rows only) and, the same on every row,
+# the relay slots all running jobs hold (ix_jobs_state_lease: read from the index alone).
 _QUEUED = (sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts,
-                     sa.func.coalesce(_RUNNING_PER_MEMBER.c.running, 0),
+                     sa.select(sa.func.count()).where(_RUNNING.c.requester_id == jobs.c.requester_id, _LIVE)
+                     .scalar_subquery(),
                      sa.select(sa.func.coalesce(sa.func.sum(_RUNNING.c.relay_slots), 0)).where(_LIVE)
                      .scalar_subquery())
-           .select_from(jobs.outerjoin(_RUNNING_PER_MEMBER, _RUNNING_PER_MEMBER.c.requester_id == jobs.c.requester_id))
            .where(jobs.c.state == JobState.QUEUED.value)
            .order_by(jobs.c.created_at, jobs.c.id)
            .limit(CLAIM_WINDOW)

@@ -75,6 +75,9 @@ jobs = sa.Table(
     # between leaves the telling to the next start.
     sa.Column("announced", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Index("ix_jobs_state_created", "state", "created_at"),
+    # Revision 0007 (the reads every claim makes; see its docstring for why these shapes).
+    sa.Index("ix_jobs_state_lease", "state", "lease_expires_at", "relay_slots"),
+    sa.Index("ix_jobs_requester_state_lease", "requester_id", "state", "lease_expires_at"),
 )
 
 # Revision 0002.
