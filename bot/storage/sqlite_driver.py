@@ -42,7 +42,7 @@ from sqlalchemy.util.concurrency import await_
 # for a lock, the few pages it touches are as a rule in memory (WAL, synchronous=NORMAL: no fsync
 # until a checkpoint, which the driver runs on the SQLite thread), and it takes microseconds where
 # a trip costs the loop a hand-off and the transaction a wait behind every other ready task while
-# it holds the lock. A statement with a parameter above this size (an image) still makes the trip,
+# it holds the lock. A statement whose values add up to more than this (an image) makes the trip,
 # and so does a DELETE (freeing a set's kept images rewrites thousands of pages); the COMMIT of a
 # transaction with such a statement makes it too (it appends all those pages to the WAL).
 INLINE_PARAMETER_BYTES = 64 * 1024
@@ -148,7 +148,8 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         try:
             if begin is not None and connection._wal and _takes_write_lock(begin) and _begin_at_once(raw, begin):
                 begin, connection._holds_write_lock, connection._in_transaction = None, True, True
-            light = work is _run and _small(parameters) and not _deletes(operation)
+            size = _value_bytes(parameters) if work is _run else 0
+            light = work is _run and size <= INLINE_PARAMETER_BYTES and not _deletes(operation)
             if connection._holds_write_lock and light:
                 outcome: _Outcome = await_(_at_once(work, raw, operation, parameters))
             else:
@@ -161,7 +162,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         if begin is not None:
             connection._holds_write_lock = connection._wal and connection._in_transaction and _takes_write_lock(begin)
         if connection._holds_write_lock and self._description is None:  # it wrote
-            connection.dbapi.note_written(parameters if work is _run else None)
+            connection.dbapi.note_written(size)
         if rows is not None:
             self._rows = collections.deque(rows)
 
@@ -182,15 +183,10 @@ def _deletes(operation: str) -> bool:
 
 
 def _value_bytes(parameters: Any) -> int:
+    """What a statement's text and binary values add up to (an image makes it large)."""
     if not parameters:
         return 0
     return sum(len(value) for value in parameters if isinstance(value, (bytes, str)))
-
-
-def _small(parameters: Any) -> bool:
-    """No parameter big enough (an image) that copying it into SQLite's pages would be felt."""
-    return parameters is None or not any(
-        isinstance(value, (bytes, str)) and len(value) > INLINE_PARAMETER_BYTES for value in parameters)
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
@@ -269,9 +265,9 @@ class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
         self._pages_written = 0  # an estimate, since the last checkpoint
         self._commits = 0
 
-    def note_written(self, parameters: Any) -> None:
+    def note_written(self, value_bytes: int) -> None:
         """A write statement: a page, and one more for each page its values fill."""
-        self._pages_written += 1 + _value_bytes(parameters) // _PAGE_BYTES
+        self._pages_written += 1 + value_bytes // _PAGE_BYTES
 
     def checkpoint_due(self) -> bool:
         """After a commit: is it time to checkpoint? (Then the count starts again.)"""
