@@ -1,7 +1,8 @@
 """Drive bursts of concurrent /imagine through the fakes and print the figures that matter.
 
     .venv/bin/python -m bench.imagine_load [--requests 100] [--bursts 1] [--relay-latency 2.0]
-        [--concurrency N] [--database-url postgresql://...] [--shards 2] [--profile] [--in-process]
+        [--concurrency N] [--database-url postgresql://... | --fresh-postgres] [--shards 2] [--profile]
+        [--in-process]
 
 The bot runs as its own process (`python -m bot`, as in production; `--shards 2` runs two shard
 processes on one PostgreSQL, each with its own guild and half the members) against a fake Discord
@@ -15,8 +16,10 @@ different members and waits until each job has posted its summary. Per burst it 
 - the bot's CPU time per job (every bot process, start-up excluded), Discord REST calls and
   database statements per job (from the bot's own `/metrics` counters), and peak RSS.
 
-`--profile` attaches py-spy to the (first) bot process for the last burst and prints where its
-CPU went. `--in-process` runs the bot in this process instead (pessimistic: the fakes then share
+`--fresh-postgres` runs on a new PostgreSQL database (on TEST_POSTGRES_URL's server), dropped
+afterwards: a database that keeps every run's rows makes later runs slower. `--profile` attaches
+py-spy to the (first) bot process for the last burst and prints where its CPU went.
+`--in-process` runs the bot in this process instead (pessimistic: the fakes then share
 its event loop and core; no metrics endpoint, no profile). Targets live in the performance issue
 and README; this script asserts none of them.
 """
@@ -44,7 +47,7 @@ from bot.storage.database import Database
 from tests.fakes.discord_state import Channel, FakeInteraction, User
 from tests.fakes.fake_relay import FakeRelay
 from tests.harness import StandardDiscord, running_fake
-from tests.procs import BotProcess
+from tests.procs import BotProcess, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_LINE = re.compile(r"^(?P<name>seedream_[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$", re.M)
@@ -243,12 +246,20 @@ async def bot_in_this_process(fake: StandardDiscord, relay: FakeRelay, requests:
 
 
 async def run(args: argparse.Namespace) -> None:
-    if args.shards > 1 and not args.database_url:
-        raise SystemExit("--shards needs a shared PostgreSQL: pass --database-url postgresql://...")
+    if args.shards > 1 and not (args.database_url or args.fresh_postgres):
+        raise SystemExit("--shards needs a shared PostgreSQL: pass --database-url postgresql://... or --fresh-postgres")
+    async with contextlib.AsyncExitStack() as stack:
+        database_url = args.database_url
+        if args.fresh_postgres:
+            database_url = await stack.enter_async_context(fresh_postgres_database())
+        await run_on(args, database_url)
+
+
+async def run_on(args: argparse.Namespace, database_url: str | None) -> None:
     async with FakeRelay() as relay, running_fake() as fake:
         relay.latency = args.relay_latency
         with tempfile.TemporaryDirectory() as scratch:
-            url = args.database_url or f"sqlite:///{Path(scratch) / 'bench.db'}"
+            url = database_url or f"sqlite:///{Path(scratch) / 'bench.db'}"
             # The schema in place, as on every start but a database's first (which also loads
             # alembic: about 11 MiB more in the bot process).
             database = Database(url)
@@ -257,7 +268,7 @@ async def run(args: argparse.Namespace) -> None:
             settings = bot_settings(url, args.concurrency or args.requests)
             launcher = (bot_in_this_process(fake, relay, args.requests, settings) if args.in_process
                         else bot_processes(fake, relay, args.requests, args.shards, settings))
-            backend = "PostgreSQL" if args.database_url else "SQLite"
+            backend = "PostgreSQL" if database_url else "SQLite"
             where = ("in the benchmark's process (CPU includes the fakes)" if args.in_process
                      else f"{args.shards} bot process{'es' if args.shards > 1 else ''}")
             print(f"{args.requests} requests x {args.bursts} burst(s), relay latency {args.relay_latency:.1f} s, "
@@ -281,6 +292,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--relay-latency", type=float, default=2.0, help="seconds the fake relay takes")
     parser.add_argument("--concurrency", type=int, help="RELAY_CONCURRENCY (default: --requests)")
     parser.add_argument("--database-url", help="e.g. postgresql://postgres@127.0.0.1:5432/test (default: SQLite)")
+    parser.add_argument("--fresh-postgres", action="store_true",
+                        help="a new PostgreSQL database on TEST_POSTGRES_URL's server, dropped afterwards "
+                             "(runs compare better than on one that keeps every run's rows)")
     parser.add_argument("--shards", type=int, default=1, help="bot processes, one shard each (PostgreSQL)")
     parser.add_argument("--profile", action="store_true", help="py-spy profile of the last burst")
     parser.add_argument("--in-process", action="store_true", help="run the bot in this process")

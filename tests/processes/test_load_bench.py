@@ -8,7 +8,6 @@ import re
 import pytest
 
 from bench import imagine_load, set_fitting
-from tests.procs import fresh_postgres_database
 
 
 def figure(output: str, label: str) -> str:
@@ -35,12 +34,11 @@ async def test_a_small_burst_reports_every_figure_with_a_profile(capsys: pytest.
 
 @pytest.mark.postgres
 async def test_two_shard_processes_share_a_burst_on_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
-    async with fresh_postgres_database() as url:
-        await imagine_load.run(imagine_load.parse(["--requests", "10", "--relay-latency", "0.3", "--shards", "2",
-                                                   "--database-url", url]))
+    await imagine_load.run(imagine_load.parse(["--requests", "10", "--relay-latency", "0.3", "--shards", "2",
+                                               "--fresh-postgres"]))  # a database of its own, dropped after
     output = capsys.readouterr().out
 
-    assert "2 bot processes" in output
+    assert "PostgreSQL, 2 bot processes" in output
     assert "burst 1: 10 jobs, 10 acknowledged, 0 failed" in output
 
 
