@@ -1,20 +1,23 @@
 """Guild, role and member quota settings: reading, locking and updating their rows.
 
-Locking is how reservations stay atomic on PostgreSQL: a writer first makes sure the row
-exists (`INSERT … ON CONFLICT DO NOTHING`) and then takes it with `SELECT … FOR UPDATE`, so
-writers for one member (or one guild) queue behind each other. On SQLite the surrounding
-`Database.transaction()` already holds the database's write lock and `FOR UPDATE` is not
-rendered. Lock order, to avoid deadlocks: member row, then guild row.
+Locking is how reservations stay atomic on PostgreSQL: a writer takes the row with one
+`INSERT … ON CONFLICT DO UPDATE … RETURNING` (a missing row is created with its defaults, an
+existing one is rewritten unchanged; either way it stays locked until the transaction ends),
+so writers for one member (or one guild) queue behind each other. On SQLite the surrounding
+`Database.transaction()` already holds the database's write lock. Lock order, to avoid
+deadlocks: member row, then guild row.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.database import upsert
@@ -56,30 +59,41 @@ async def ensure_row(conn: AsyncConnection, table: sa.Table, **key: int) -> None
     await conn.execute(upsert(conn.dialect.name, table, key=tuple(key)), key)
 
 
+@functools.cache
+def _taking(dialect: str, table: sa.Table, key: tuple[str, ...]) -> Executable:
+    """The row of `key`, locked for the transaction and returned, created with its defaults if
+    missing: one statement (the no-op update is what locks an existing row). Built once."""
+    statement = cast(sa.Insert, upsert(dialect, table, key=key, update=key[:1]))
+    return statement.returning(*table.c)
+
+
+async def take_row(conn: AsyncConnection, table: sa.Table, **key: int) -> sa.RowMapping:
+    """Lock the row of `key` (creating it if missing) and return it."""
+    return (await conn.execute(_taking(conn.dialect.name, table, tuple(key)), key)).mappings().one()
+
+
 # Built once: these run for every job (statement construction costs more than the statement).
 _GUILD = sa.select(quota_guilds).where(quota_guilds.c.guild_id == sa.bindparam("guild_id"))
-_GUILD_LOCKED = _GUILD.with_for_update()
 _MEMBER = sa.select(quota_members.c.image_limit, quota_members.c.blocked).where(
     quota_members.c.guild_id == sa.bindparam("guild_id"), quota_members.c.user_id == sa.bindparam("user_id")
 )
-_MEMBER_LOCKED = _MEMBER.with_for_update()
 
 
 async def read_guild(conn: AsyncConnection, guild_id: int, *, lock: bool = False) -> GuildRow:
     if lock:
-        await ensure_row(conn, quota_guilds, guild_id=guild_id)
-    row = (await conn.execute(_GUILD_LOCKED if lock else _GUILD, {"guild_id": guild_id})).mappings().first()
+        return GuildRow.from_row(await take_row(conn, quota_guilds, guild_id=guild_id))
+    row = (await conn.execute(_GUILD, {"guild_id": guild_id})).mappings().first()
     return GuildRow.from_row(row) if row is not None else GuildRow(guild_id)
 
 
 async def read_member(conn: AsyncConnection, guild_id: int, user_id: int, *, lock: bool = False) -> MemberRow:
     if lock:
-        await ensure_row(conn, quota_members, guild_id=guild_id, user_id=user_id)
-    row = (await conn.execute(_MEMBER_LOCKED if lock else _MEMBER,
-                              {"guild_id": guild_id, "user_id": user_id})).first()
+        row: Any = await take_row(conn, quota_members, guild_id=guild_id, user_id=user_id)
+    else:
+        row = (await conn.execute(_MEMBER, {"guild_id": guild_id, "user_id": user_id})).mappings().first()
     if row is None:
         return MemberRow(guild_id, user_id)
-    return MemberRow(guild_id, user_id, limit=row.image_limit, blocked=bool(row.blocked))
+    return MemberRow(guild_id, user_id, limit=row["image_limit"], blocked=bool(row["blocked"]))
 
 
 async def read_roles(
@@ -100,14 +114,8 @@ async def read_roles(
 
 
 async def lock_role(conn: AsyncConnection, guild_id: int, role_id: int) -> RoleRow:
-    await ensure_row(conn, quota_roles, guild_id=guild_id, role_id=role_id)
-    query = (
-        sa.select(quota_roles.c.image_limit, quota_roles.c.exempt)
-        .where(quota_roles.c.guild_id == guild_id, quota_roles.c.role_id == role_id)
-        .with_for_update()
-    )
-    row = (await conn.execute(query)).one()
-    return RoleRow(role_id, row.image_limit, bool(row.exempt))
+    row = await take_row(conn, quota_roles, guild_id=guild_id, role_id=role_id)
+    return RoleRow(role_id, row["image_limit"], bool(row["exempt"]))
 
 
 async def update_guild(conn: AsyncConnection, guild_id: int, now: datetime, **values: Any) -> None:

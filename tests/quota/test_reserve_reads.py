@@ -1,5 +1,6 @@
-"""A reservation reads the member, the guild and the member's totals in one statement, and
-still counts the guild's own period when it differs from the bot's default."""
+"""A reservation reads the member, the guild and the member's totals in one statement (on
+PostgreSQL after one more that locks the member's row), and still counts the guild's own period
+when it differs from the bot's default."""
 
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ async def test_a_reservation_reads_once_in_the_default_period(database: Database
         status = await quota.reserve(guild_id=GUILD, user_id=USER, role_ids=[], job_id="jobread1", images=3,
                                      new_job=True)  # as a submit does: no earlier reservation to look for
     assert (status.limit, status.reserved, status.remaining) == (4, 3, 1)
-    reads = [kind for kind in seen if kind == "SELECT"]
-    # SQLite: one read. PostgreSQL also locks the member's row first (a second SELECT … FOR UPDATE).
-    assert len(reads) == (1 if database.engine.dialect.name == "sqlite" else 2)
+    # One read, then the reservation and its ledger row. PostgreSQL first takes the member's row
+    # (INSERT … ON CONFLICT DO UPDATE … RETURNING: it stays locked until the commit).
+    held = ["SELECT", "INSERT", "INSERT"]
+    assert seen == (held if database.engine.dialect.name == "sqlite" else ["INSERT", *held])
 
 
 async def test_a_guild_with_its_own_period_is_counted_in_that_period(
