@@ -42,6 +42,16 @@ _FIND_LOCKED = _FIND.with_for_update()
 # (A bound name may not be a column's in an UPDATE: hence the `b_`.)
 _SETTLE = reservations.update().where(reservations.c.job_id == sa.bindparam("b_job_id")).values(
     state=sa.bindparam("b_state"), charged=sa.bindparam("b_charged"), settled_at=sa.bindparam("b_settled_at"))
+# A live reservation nothing was charged against yet, committed to `b_wanted` images (at most
+# what it holds) in the statement that finds it; the row as it is after.
+_COMMIT_UNCHARGED = reservations.update().where(
+    reservations.c.job_id == sa.bindparam("b_job_id"), reservations.c.state == ReservationState.LIVE.value,
+    reservations.c.charged == 0,
+).values(
+    state=ReservationState.COMMITTED.value, settled_at=sa.bindparam("b_settled_at"),
+    charged=sa.case((reservations.c.images < sa.bindparam("b_wanted"), reservations.c.images),
+                    else_=sa.bindparam("b_wanted")),
+).returning(*reservations.c)
 # The member row of a job's reservation, found through the reservation and locked (PostgreSQL).
 # `reserve` made the row when it locked it; it is never deleted.
 _LOCK_MEMBER = sa.select(quota_members.c.user_id).where(
@@ -71,6 +81,15 @@ async def settle(
     conn: AsyncConnection, job_id: str, state: ReservationState, now: datetime, *, charged: int = 0
 ) -> None:
     await conn.execute(_SETTLE, {"b_job_id": job_id, "b_state": state.value, "b_charged": charged, "b_settled_at": now})
+
+
+async def commit_uncharged(conn: AsyncConnection, job_id: str, wanted: int, now: datetime) -> Reservation | None:
+    """Commit the job's reservation to `wanted` images (at most those it holds) if it is live
+    and nothing was charged against it yet, the common end of a job; the reservation as it is
+    now, or None (then nothing changed). One statement: no read, no lock taken before."""
+    row = (await conn.execute(_COMMIT_UNCHARGED, {"b_job_id": job_id, "b_wanted": wanted,
+                                                  "b_settled_at": now})).mappings().first()
+    return Reservation.from_row(row) if row is not None else None
 
 
 async def expired_job_ids(conn: AsyncConnection, now: datetime) -> list[str]:

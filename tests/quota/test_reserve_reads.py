@@ -55,3 +55,19 @@ async def test_a_guild_with_its_own_period_is_counted_in_that_period(
         await quota.reserve(guild_id=GUILD, user_id=USER, role_ids=[], job_id="jobwed01", images=3)
     status = await quota.reserve(guild_id=GUILD, user_id=USER, role_ids=[], job_id="jobwed02", images=2)
     assert (status.period, status.used, status.remaining) == (Period.WEEKLY, 8, 0)
+
+
+@pytest.mark.parametrize(("produced", "charged", "ledger_rows"), [(3, 3, 1), (5, 3, 1), (1, 1, 2), (0, 0, 1)])
+async def test_a_job_that_ends_settles_its_reservation_without_reading_it_first(
+    database: Database, quota: QuotaService, produced: int, charged: int, ledger_rows: int
+) -> None:
+    await quota.reserve(guild_id=GUILD, user_id=USER, role_ids=[], job_id="jobends1", images=3, new_job=True)
+    with statements(database) as seen:
+        await quota.commit("jobends1", produced)
+    assert seen == ["UPDATE", *["INSERT"] * ledger_rows]  # the charge and/or the release
+    status = await quota.status(GUILD, USER, [])
+    assert (status.used, status.reserved) == (charged, 0)
+    with statements(database) as seen:
+        await quota.commit("jobends1", produced)  # settled already: nothing changes
+    assert "INSERT" not in seen
+    assert (await quota.status(GUILD, USER, [])).used == charged

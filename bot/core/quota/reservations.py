@@ -211,6 +211,14 @@ class QuotaReservations(QuotaBase):
         """Charge the images the job produced (at most those reserved) and return the rest."""
         async with self._db.join(conn) as conn:
             now = self._clock()
+            # The common end (live, nothing charged yet) settles in the statement that finds it.
+            # It takes no member lock first: it needs none after, so it cannot deadlock, and a
+            # reservation running beside it sees the reservation held or settled, never between.
+            settled = await reservations.commit_uncharged(conn, job_id, max(produced, 0), now)
+            if settled is not None:
+                before = dataclasses.replace(settled, state=ReservationState.LIVE, charged=0, settled_at=None)
+                await self._record_commit(conn, before, settled.charged, now)
+                return
             found = await self._lock_reservation(conn, job_id)
             if found is None:
                 log.warning("commit for job %s, which has no reservation", job_id)
@@ -218,20 +226,24 @@ class QuotaReservations(QuotaBase):
             if found.state not in (ReservationState.LIVE, ReservationState.EXPIRED):
                 return  # settled already
             charged = min(max(produced, 0), found.images)
-            returned = 0 if found.state is ReservationState.EXPIRED else found.images - charged
             await reservations.settle(conn, found.job_id, ReservationState.COMMITTED, now,
                                       charged=max(charged, found.charged))
-            more = charged - found.charged  # what `charge_delivered` has not charged already
-            if found.state is ReservationState.EXPIRED:
-                log.warning("job %s delivered %d images after its reservation expired", job_id, charged)
-                why = "delivered after the reservation had expired"
-            else:
-                why = f"{charged} of {found.images} delivered"
-            if more > 0:
-                await self._record_job(conn, found, LedgerKind.CHARGE, more, why, now, found.reserved_at)
-            if returned:
-                why = f"only {charged} of {found.images} produced"
-                await self._record_job(conn, found, LedgerKind.RELEASE, returned, why, now)
+            await self._record_commit(conn, found, charged, now)
+
+    async def _record_commit(self, conn: AsyncConnection, found: Reservation, charged: int, now: datetime) -> None:
+        """The ledger rows of committing `found` (as it was before) to `charged` images."""
+        returned = 0 if found.state is ReservationState.EXPIRED else found.images - charged
+        more = charged - found.charged  # what `charge_delivered` has not charged already
+        if found.state is ReservationState.EXPIRED:
+            log.warning("job %s delivered %d images after its reservation expired", found.job_id, charged)
+            why = "delivered after the reservation had expired"
+        else:
+            why = f"{charged} of {found.images} delivered"
+        if more > 0:
+            await self._record_job(conn, found, LedgerKind.CHARGE, more, why, now, found.reserved_at)
+        if returned:
+            why = f"only {charged} of {found.images} produced"
+            await self._record_job(conn, found, LedgerKind.RELEASE, returned, why, now)
 
     async def charge_delivered(self, job_id: str, images: int, *, conn: AsyncConnection) -> None:
         """Charge `images` just posted, in the transaction that records their message.
