@@ -30,7 +30,11 @@ reservation not settled by `expires_at` stops counting at once and `settle_expir
 Atomicity: every write runs in `Database.transaction()` (SQLite: the database write lock).
 On PostgreSQL each writer locks the member's `quota_members` row (and, when a server cap is
 set, the guild's `quota_guilds` row, always after the member row), so concurrent
-reservations for one member, or against one server cap, queue instead of overbooking.
+reservations for one member, or against one server cap, queue instead of overbooking. The one
+exception, the common end of a job (`commit` of a live reservation nothing was charged against),
+locks only the reservation's row, in the UPDATE that settles it: it reads nothing the member's
+lock guards and takes no lock after, and a reservation beside it sees those images held or
+settled, never in between.
 """
 
 from __future__ import annotations
