@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 from datetime import timedelta
@@ -29,6 +28,7 @@ from bot.discord_ui.restore import DiscordRestorer, delivery_target
 from bot.discord_ui.translator import CatalogTranslator
 from bot.discord_ui.tree import SeedreamTree
 from bot.discord_ui.webhook_posts import no_blind_follow_up_retries
+from bot.ops import interpreter
 from bot.ops.command_sync import sync_commands
 from bot.ops.health_server import OpsServer, serve_ops
 from bot.ops.metered_relay import MeteredGenerator
@@ -40,10 +40,6 @@ from bot.storage.member_preferences import PreferenceStore
 
 log = logging.getLogger(__name__)
 
-# The collector once start-up is frozen: a young generation of 50,000 objects instead of 700.
-# With the default, a burst of 1,000 jobs ran 3-4 full collections of 64-144 ms each (every job
-# in flight is young and survives); with this, none, and a third of the collector's CPU.
-GC_THRESHOLD = (50_000, 20, 20)
 EXTENSIONS = ("cogs.imagine", "cogs.prefer", "cogs.quota", "cogs.blend", "cogs.edit", "cogs.results", "cogs.show")
 
 
@@ -94,7 +90,7 @@ class SeedreamBot(commands.AutoShardedBot):
         self.ops_server: OpsServer | None = None
         self._closed: asyncio.Future[None] | None = None
         self._identify_pacer = IdentifyPacer(self.fetch_session_start_limits)
-        self._gc_threshold: tuple[int, int, int] | None = None  # the collector's before setup_hook
+        self._interpreter_before: interpreter.Previous | None = None  # until setup_hook tunes it
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """IDENTIFY as fast as Discord's session start limit allows (not a flat 5 s per shard)."""
@@ -164,16 +160,9 @@ class SeedreamBot(commands.AutoShardedBot):
         self.renew_leases.start()
         self._install_signal_handlers()
         self._spawn(self._run_queue())
-        # What start-up built (modules, tables, compiled statements, commands) lives as long as
-        # the process: once its garbage is collected, the rest is kept out of the collector, so
-        # its full passes no longer walk all of it (about 9 % of a job's CPU in the 100 burst).
-        gc.collect()
-        gc.freeze()
-        self._gc_threshold = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLD)
-        import os as _os  # TEMP
-        if _os.environ.get("GC_T0", "0") != "0":
-            gc.set_threshold(*map(int, _os.environ["GC_T0"].split(",")))
+        # Start-up done: what it built is frozen out of the collector (about 9 % of a job's CPU
+        # in the 100 burst), and the collector and the GIL tuned for the bursts to come.
+        self._interpreter_before = interpreter.tune()
 
     async def _run_queue(self) -> None:
         """Claim jobs once the gateway is up (resumed jobs may need the bot's own user)."""
@@ -280,9 +269,9 @@ class SeedreamBot(commands.AutoShardedBot):
             await self.http_session.close()
         if hasattr(self, "database"):
             await self.database.close()
-        gc.unfreeze()  # what start-up froze may be garbage now (a process that starts another bot)
-        if self._gc_threshold is not None:
-            gc.set_threshold(*self._gc_threshold)
+        if self._interpreter_before is not None:
+            interpreter.restore(self._interpreter_before)
+            self._interpreter_before = None
 
 
 def create_bot(settings: Settings) -> SeedreamBot:
