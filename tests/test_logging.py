@@ -63,22 +63,31 @@ def test_a_gateway_reconnect_is_one_warning_line_not_a_traceback(capsys, restore
 
 async def test_a_normal_start_in_json_has_no_alembic_or_voice_lines(tmp_path):
     async with running_fake() as fake, FakeRelay() as relay:
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **fake.env(),
+        # PYTHONFAULTHANDLER: a bot that hangs dumps every thread's stack on SIGABRT (below).
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1", **fake.env(),
                "IMAGE_API_KEY": relay.api_key, "IMAGE_API_BASE_URL": relay.base_url, "LOG_FORMAT": "json",
                "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=tmp_path, env=env,
                                                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        reached = "started"
         try:
             await fake.wait_until_connected(60)
+            reached = "connected"
             await fake.wait_for(lambda: fake.commands, 30, what="the commands synced")
+            reached = "commands synced"
         finally:
             process.send_signal(signal.SIGTERM)
             try:
                 out, err = await asyncio.wait_for(process.communicate(), 30)
-            except TimeoutError:  # say what the bot was doing (it once hung here, under load)
-                process.kill()
-                out, err = await process.communicate()
-                pytest.fail(f"the bot did not exit within 30 s of SIGTERM; its log:\n{err.decode()[-6000:]}")
+            except TimeoutError:  # say what the bot was doing (it hung here twice, under load, silent)
+                process.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack to stderr
+                try:
+                    out, err = await asyncio.wait_for(process.communicate(), 10)
+                except TimeoutError:
+                    process.kill()
+                    out, err = await process.communicate()
+                pytest.fail(f"the bot ({reached}) did not exit within 30 s of SIGTERM; its log and "
+                            f"stacks:\n{err.decode()[-12000:]}")
     assert process.returncode == 0, err.decode()
     entries = [json.loads(line) for line in err.decode().strip().splitlines()]
     assert entries, "a start logs something"
