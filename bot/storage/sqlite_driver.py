@@ -257,6 +257,24 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
             self._handle_exception(error)
 
 
+    async def _terminate_graceful_close(self) -> None:
+        """Close the connection and end its thread, once, whichever of SQLAlchemy's two ways of
+        terminating a connection comes first.
+
+        SQLAlchemy terminates a connection whose task was cancelled (a shutdown) by awaiting a
+        shielded graceful close and, when the wait is cancelled, forcing it (aiosqlite's
+        `stop()`: end the thread). aiosqlite's `close()` queues its work and then a stop of its
+        own; once a forced stop has ended the thread, whatever it queues is never run and the
+        close waits for ever: the process hung at exit. `stop()` alone closes the SQLite
+        connection on its thread and ends it, and does nothing twice (`_running`)."""
+        connection = self._connection
+        if not connection._running:
+            return  # stopped already: the thread closed the SQLite connection on its way out
+        finished = connection.stop()
+        if finished is not None:
+            await finished
+
+
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     """One per engine: its connections share one database file, so they share its WAL count."""
 

@@ -13,9 +13,10 @@ import aiosqlite
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from bot.storage.database import Database
-from bot.storage.sqlite_driver import CHECKPOINT_COMMITS, CHECKPOINT_PAGES, INLINE_PARAMETER_BYTES
+from bot.storage.sqlite_driver import CHECKPOINT_COMMITS, CHECKPOINT_PAGES, INLINE_PARAMETER_BYTES, one_trip_dbapi
 
 metadata = sa.MetaData()
 notes = sa.Table(
@@ -180,3 +181,23 @@ async def test_a_failed_statement_raises_sqlalchemys_error_and_its_transaction_r
     async with database.engine.connect() as conn:
         texts = (await conn.execute(sa.select(notes.c.text))).scalars().all()
     assert texts == ["kept"]  # "lost" went with its transaction; the connection still works
+
+
+@pytest.mark.parametrize("forced_first", [True, False], ids=["forced first", "graceful first"])
+async def test_a_connection_terminated_both_ways_ends_its_thread_and_returns(
+    tmp_path: Path, forced_first: bool
+) -> None:
+    """SQLAlchemy terminates a cancelled task's connection gracefully and, when that wait is
+    cancelled, by force: in either order the close returns (it once waited for ever at exit)."""
+    connection = await greenlet_spawn(one_trip_dbapi().connect, str(tmp_path / "terminated.db"))
+    thread = connection._connection._thread
+    if forced_first:
+        connection._terminate_force_close()
+        await asyncio.wait_for(connection._terminate_graceful_close(), 5)
+    else:
+        graceful = asyncio.ensure_future(connection._terminate_graceful_close())
+        await asyncio.sleep(0)
+        connection._terminate_force_close()
+        await asyncio.wait_for(graceful, 5)
+    await asyncio.to_thread(thread.join, 5)
+    assert not thread.is_alive()
