@@ -146,7 +146,7 @@ _CLAIM_LOCK_IF_FREE = sa.select(sa.func.pg_try_advisory_xact_lock(CLAIM_LOCK))
 _RUNNING = jobs.alias("running")
 _LIVE = sa.and_(_RUNNING.c.state == JobState.RUNNING.value, _RUNNING.c.lease_expires_at > sa.bindparam("now"))
 # One read for all a claim weighs: the oldest queued jobs, each with how many jobs its member
-# has running (ix_jobs_requester_state: that member's rows only) and, the same on every row,
+# has running (ix_jobs_requester_state_lease: that member's rows only) and, the same on every row,
 # the relay slots all running jobs hold (ix_jobs_state_lease: read from the index alone).
 _QUEUED = (sa.select(jobs.c.id, jobs.c.requester_id, jobs.c.relay_slots, jobs.c.attempts,
                      sa.select(sa.func.count()).where(_RUNNING.c.requester_id == jobs.c.requester_id, _LIVE)
