@@ -74,9 +74,6 @@ async def take_row(conn: AsyncConnection, table: sa.Table, **key: int) -> sa.Row
 
 # Built once: these run for every job (statement construction costs more than the statement).
 _GUILD = sa.select(quota_guilds).where(quota_guilds.c.guild_id == sa.bindparam("guild_id"))
-_MEMBER = sa.select(quota_members.c.image_limit, quota_members.c.blocked).where(
-    quota_members.c.guild_id == sa.bindparam("guild_id"), quota_members.c.user_id == sa.bindparam("user_id")
-)
 
 
 async def read_guild(conn: AsyncConnection, guild_id: int, *, lock: bool = False) -> GuildRow:
@@ -86,13 +83,9 @@ async def read_guild(conn: AsyncConnection, guild_id: int, *, lock: bool = False
     return GuildRow.from_row(row) if row is not None else GuildRow(guild_id)
 
 
-async def read_member(conn: AsyncConnection, guild_id: int, user_id: int, *, lock: bool = False) -> MemberRow:
-    if lock:
-        row: Any = await take_row(conn, quota_members, guild_id=guild_id, user_id=user_id)
-    else:
-        row = (await conn.execute(_MEMBER, {"guild_id": guild_id, "user_id": user_id})).mappings().first()
-    if row is None:
-        return MemberRow(guild_id, user_id)
+async def lock_member(conn: AsyncConnection, guild_id: int, user_id: int) -> MemberRow:
+    """The member's row, created if missing and locked for the transaction (see the docstring)."""
+    row = await take_row(conn, quota_members, guild_id=guild_id, user_id=user_id)
     return MemberRow(guild_id, user_id, limit=row["image_limit"], blocked=bool(row["blocked"]))
 
 

@@ -4,7 +4,7 @@ Every job's reservation needs all three; read separately they cost three stateme
 per-execution overhead) where one does. The totals are for the window the caller names, which
 depends on the guild's period: a caller that guessed it wrong reads the totals again
 (`quota_ledger.member_totals`). Reads only: on PostgreSQL the member's row is locked before
-this (`quota_settings.read_member(lock=True)`), as the lock order asks.
+this (`quota_settings.lock_member`), as the lock order asks.
 """
 
 from __future__ import annotations

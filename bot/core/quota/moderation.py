@@ -17,7 +17,7 @@ from bot.core.quota.status import GuildQuotaSettings
 from bot.storage import quota_ledger as ledger
 from bot.storage import quota_settings as settings
 from bot.storage.quota_ledger import LedgerEntry, LedgerKind
-from bot.storage.quota_settings import lock_role, read_guild, read_member, read_roles
+from bot.storage.quota_settings import lock_member, lock_role, read_guild, read_roles
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class QuotaModeration(QuotaBase):
         Grants stay, and live reservations still count (and are charged if they deliver).
         """
         async with self._change(guild_id, moderator_id, reason) as change:
-            await read_member(change.conn, guild_id, user_id, lock=True)
+            await lock_member(change.conn, guild_id, user_id)
             start, end = self._period(await read_guild(change.conn, guild_id)).window(change.now)
             usage = await ledger.member_usage(change.conn, guild_id, user_id, start, end)
             await change.record(LedgerKind.RESET, user_id=user_id, amount=-usage,
@@ -108,7 +108,7 @@ class QuotaModeration(QuotaBase):
         if amount < 1:
             raise ValueError(f"a grant is at least one image, not {amount}")
         async with self._change(guild_id, moderator_id, reason) as change:
-            await read_member(change.conn, guild_id, user_id, lock=True)
+            await lock_member(change.conn, guild_id, user_id)
             await change.record(LedgerKind.GRANT, user_id=user_id, amount=amount)
 
     # --- the guild --------------------------------------------------------------------------
@@ -176,7 +176,7 @@ async def _change_member(
     change: _Change, user_id: int, kind: LedgerKind, field: str, *, amount: int | None = None, **values: Any
 ) -> None:
     """Update the member's row and record it, with the previous value of `field`."""
-    member = await read_member(change.conn, change.guild_id, user_id, lock=True)
+    member = await lock_member(change.conn, change.guild_id, user_id)
     await settings.update_member(change.conn, change.guild_id, user_id, change.now, **values)
     await change.record(kind, user_id=user_id, amount=amount, detail={"previous": getattr(member, field)})
 

@@ -55,7 +55,7 @@ from bot.storage import quota_ledger as ledger
 from bot.storage import quota_reservations as reservations
 from bot.storage.quota_ledger import LedgerEntry, LedgerKind, MemberTotals, ReservationState
 from bot.storage.quota_reservations import Reservation
-from bot.storage.quota_settings import GuildRow, MemberRow, read_guild, read_member, read_roles
+from bot.storage.quota_settings import GuildRow, MemberRow, lock_member, read_guild, read_roles
 from bot.storage.quota_snapshot import QuotaSnapshot, read_snapshot
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class QuotaReservations(QuotaBase):
             now = self._clock()
             row_locks = conn.dialect.name == "postgresql"  # SQLite: the transaction locks the database
             if row_locks:  # first, as everywhere (see the module's docstring)
-                await read_member(conn, guild_id, user_id, lock=True)
+                await lock_member(conn, guild_id, user_id)
             snapshot = await self._snapshot(conn, guild_id, user_id, now)
             member, guild = snapshot.member, snapshot.guild
             if guild.server_cap is not None and row_locks:
