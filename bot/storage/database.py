@@ -95,6 +95,10 @@ class Database:
         self._write_lock = asyncio.Lock()
         # The same pool; its connections begin with the write lock (set once, not per transaction).
         self._writer: AsyncEngine = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        # Connections between transactions (`_kept_connection`): the writer's on SQLite.
+        self._idle: list[AsyncConnection] = []
+        self._idle_limit = 1 if self.dialect == "sqlite" else int(engine_options.get("pool_size", 5))
+        self._closed = False
         if self.dialect == "sqlite":
             self._configure_sqlite()
 
@@ -159,11 +163,32 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that serialises against other writers on SQLite."""
         if self.dialect == "postgresql":
-            async with self.engine.begin() as connection:
+            async with self._kept_connection(self.engine) as connection:
                 yield connection
             return
-        async with self._write_lock, self._writer.begin() as connection:
+        async with self._write_lock, self._kept_connection(self._writer) as connection:
             yield connection
+
+    @asynccontextmanager
+    async def _kept_connection(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        """A transaction on a connection kept checked out from the pool between transactions.
+
+        Taking a connection from SQLAlchemy's pool and giving it back cost about 200 µs of CPU a
+        transaction (half of a small one's), and every job makes three. A transaction that ends
+        well leaves its connection here for the next one (SQLite: one, the write lock lets one
+        writer run; PostgreSQL: up to the pool's size); one that fails closes it, as
+        `engine.begin()` would, so a broken connection is never handed out again."""
+        connection = self._idle.pop() if self._idle else await engine.connect()
+        try:
+            async with connection.begin():
+                yield connection
+        except BaseException:
+            await asyncio.shield(connection.close())
+            raise
+        if self._closed or connection.invalidated or len(self._idle) >= self._idle_limit:
+            await connection.close()
+        else:
+            self._idle.append(connection)
 
     @asynccontextmanager
     async def join(self, connection: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
@@ -178,4 +203,7 @@ class Database:
             yield own
 
     async def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            await self._idle.pop().close()
         await self.engine.dispose()

@@ -66,15 +66,16 @@ async def test_rows_counts_and_new_ids_come_back_as_sqlalchemy_gives_them(databa
 async def test_a_small_write_transaction_makes_no_trip_and_a_read_makes_one_per_statement(
     database: Database, trips: list[str]
 ) -> None:
-    async with database.engine.connect() as warm:  # the pool's connection exists before counting
+    async with database.transaction() as warm:  # the writer's connection, kept between transactions,
+        await warm.execute(sa.select(1))
+    async with database.engine.connect() as warm:  # and a reader's exist before counting
         await warm.execute(sa.select(1))
     trips.clear()
     async with database.transaction() as conn:
         await conn.execute(notes.insert(), {"text": "a"})
         await conn.execute(sa.select(notes))
     # BEGIN IMMEDIATE found the write lock free and took it on the loop's thread; the statements
-    # and the COMMIT ran there too; the pool's rollback of the returned connection found no
-    # transaction open.
+    # and the COMMIT ran there too.
     assert trips == []
     async with database.engine.connect() as conn:  # a read: no write lock held, every statement trips
         await conn.execute(sa.select(notes))
