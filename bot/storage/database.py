@@ -95,10 +95,14 @@ class Database:
         self._write_lock = asyncio.Lock()
         # The same pool; its connections begin with the write lock (set once, not per transaction).
         self._writer: AsyncEngine = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-        # Connections between transactions (`_kept_connection`): the writer's on SQLite.
-        self._idle: list[AsyncConnection] = []
-        self._idle_limit = 1 if self.dialect == "sqlite" else int(engine_options.get("pool_size", 5))
-        self._closed = False
+        # Connections kept between transactions: on SQLite the writer's one (the write lock lets
+        # one writer run); on PostgreSQL up to the pool's size, and as many in autocommit.
+        kept = 1 if self.dialect == "sqlite" else int(engine_options.get("pool_size", 5))
+        self._transactions = _KeptConnections(self._writer if self.dialect == "sqlite" else self.engine, kept)
+        self._single_statements = (
+            self._transactions if self.dialect == "sqlite"
+            else _KeptConnections(self.engine.execution_options(isolation_level="AUTOCOMMIT"), kept)
+        )
         if self.dialect == "sqlite":
             self._configure_sqlite()
 
@@ -163,32 +167,23 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that serialises against other writers on SQLite."""
         if self.dialect == "postgresql":
-            async with self._kept_connection(self.engine) as connection:
+            async with self._transactions.transaction() as connection:
                 yield connection
             return
-        async with self._write_lock, self._kept_connection(self._writer) as connection:
+        async with self._write_lock, self._transactions.transaction() as connection:
             yield connection
 
     @asynccontextmanager
-    async def _kept_connection(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-        """A transaction on a connection kept checked out from the pool between transactions.
-
-        Taking a connection from SQLAlchemy's pool and giving it back cost about 200 µs of CPU a
-        transaction (half of a small one's), and every job makes three. A transaction that ends
-        well leaves its connection here for the next one (SQLite: one, the write lock lets one
-        writer run; PostgreSQL: up to the pool's size); one that fails closes it, as
-        `engine.begin()` would, so a broken connection is never handed out again."""
-        connection = self._idle.pop() if self._idle else await engine.connect()
-        try:
-            async with connection.begin():
+    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
+        """For one write statement, atomic on its own: on PostgreSQL it runs in autocommit (its
+        own implicit transaction: no BEGIN and COMMIT, two round trips of three fewer); on SQLite
+        in a write `transaction()` (the write lock)."""
+        if self.dialect == "postgresql":
+            async with self._single_statements.transaction() as connection:
                 yield connection
-        except BaseException:
-            await asyncio.shield(connection.close())
-            raise
-        if self._closed or connection.invalidated or len(self._idle) >= self._idle_limit:
-            await connection.close()
-        else:
-            self._idle.append(connection)
+            return
+        async with self.transaction() as connection:
+            yield connection
 
     @asynccontextmanager
     async def join(self, connection: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
@@ -203,7 +198,41 @@ class Database:
             yield own
 
     async def close(self) -> None:
+        await self._transactions.close()
+        await self._single_statements.close()
+        await self.engine.dispose()
+
+
+class _KeptConnections:
+    """Connections of one engine kept checked out from the pool between transactions.
+
+    Taking a connection from SQLAlchemy's pool and giving it back cost about 200 µs of CPU a
+    transaction (half of a small one's), and every job makes three. A transaction that ends well
+    leaves its connection here for the next one, up to `limit`; one that fails closes it, as
+    `engine.begin()` would, so a broken connection is never handed out again."""
+
+    def __init__(self, engine: AsyncEngine, limit: int) -> None:
+        self._engine = engine
+        self._limit = limit
+        self._idle: list[AsyncConnection] = []
+        self._closed = False
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        connection = self._idle.pop() if self._idle else await self._engine.connect()
+        try:
+            async with connection.begin():
+                yield connection
+        except BaseException:
+            await asyncio.shield(connection.close())
+            raise
+        if self._closed or connection.invalidated or len(self._idle) >= self._limit:
+            await connection.close()
+        else:
+            self._idle.append(connection)
+
+    async def close(self) -> None:
+        """Give the kept connections back to the pool; later transactions keep none."""
         self._closed = True
         while self._idle:
             await self._idle.pop().close()
-        await self.engine.dispose()

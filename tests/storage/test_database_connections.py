@@ -113,3 +113,37 @@ async def test_close_gives_the_kept_connections_back(database: Database) -> None
     await database.close()
 
     assert counts["checkin"] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_a_single_statement_on_postgresql_runs_in_its_own_implicit_transaction(database: Database) -> None:
+    """No BEGIN, no COMMIT: each statement is a transaction of its own (autocommit)."""
+    transaction_id = sa.select(sa.func.txid_current())
+    async with database.single_statement() as conn:
+        first = (await conn.execute(transaction_id)).scalar()
+        second = (await conn.execute(transaction_id)).scalar()
+    assert first != second
+    async with database.transaction() as conn:  # while a transaction is one
+        first = (await conn.execute(transaction_id)).scalar()
+        second = (await conn.execute(transaction_id)).scalar()
+    assert first == second
+
+    counts = count_checkouts(database)
+    for key in ("a", "b"):
+        async with database.single_statement() as conn:
+            await conn.execute(row(key))
+    assert counts["checkout"] == 0  # kept, like a transaction's
+    assert await keys(database) == {"a", "b"}
+
+
+async def test_a_failed_single_statement_changes_nothing_and_the_next_one_works(database: Database) -> None:
+    await write(database, "taken")
+
+    with pytest.raises(sa.exc.IntegrityError):
+        async with database.single_statement() as conn:
+            await conn.execute(row("taken"))
+
+    async with database.single_statement() as conn:
+        await conn.execute(row("free"))
+    assert await keys(database) == {"taken", "free"}
