@@ -30,6 +30,7 @@ from bot.core.clock import utcnow
 from bot.core.jobs.naming import new_job_id
 from bot.core.jobs.spec import StoredRequest
 from bot.core.relay.models import GeneratedImage
+from bot.storage import prepared
 from bot.storage.database import Database, one_of, upsert
 from bot.storage.tables import job_messages, job_results, jobs
 
@@ -271,7 +272,7 @@ class JobStore:
             # ON CONFLICT DO NOTHING: a taken key or id leaves the row out instead of failing,
             # which on PostgreSQL would abort the caller's whole transaction.
             async with self._db.join(conn) as joined:
-                stored = (await joined.execute(upsert(self._db.dialect, jobs, key=()), values)).rowcount
+                stored = (await prepared.run(joined, upsert(self._db.dialect, jobs, key=()), values)).rowcount
             if stored:
                 return JobRecord.from_row(values)
             if dedupe_key is not None:
@@ -318,11 +319,11 @@ class JobStore:
             return Claim([], waiting=True)
         async with self._db.join(conn) as conn:
             if conn.dialect.name == "postgresql":
-                locked = (await conn.execute(_CLAIM_LOCK if wait else _CLAIM_LOCK_IF_FREE)).scalar()
+                locked = (await prepared.run(conn, _CLAIM_LOCK if wait else _CLAIM_LOCK_IF_FREE)).scalar()
                 if not wait and not locked:
                     return Claim([], waiting=True)
             now = self._clock()
-            candidates = (await conn.execute(_QUEUED, {"now": now})).all()
+            candidates = (await prepared.run(conn, _QUEUED, {"now": now})).rows
             if not candidates:
                 return Claim([], waiting=False)
             running = {requester_id: int(count) for _, requester_id, _, _, count, _ in candidates}
@@ -347,9 +348,9 @@ class JobStore:
             if not picked:
                 return Claim([], waiting=True)
             ids = {f"id{index}": job_id for index, job_id in enumerate(picked)}
-            rows = (await conn.execute(_start(len(picked)), {
+            rows = (await prepared.run(conn, _start(len(picked)), {
                 **ids, "owner": self._owner, "now": now, "b_lease_expires_at": now + self._lease,
-            })).mappings().all()
+            })).mappings()
         by_id = {row["id"]: dataclasses.replace(JobRecord.from_row(row), fresh=row["id"] in fresh) for row in rows}
         left = len(picked) < len(candidates) or len(candidates) == CLAIM_WINDOW
         return Claim([by_id[job_id] for job_id in picked], waiting=left)
@@ -413,8 +414,8 @@ class JobStore:
         """Keep an image the relay produced until the job ends (a resumed job posts it from here)."""
         keep = upsert(self._db.dialect, job_results, key=("job_id", "image_index"),
                       update=("content", "content_type", "size", "created_at"))
-        async with self._db.transaction() as conn:
-            await conn.execute(keep, {"job_id": job_id, "image_index": image.index, "content": image.content,
+        async with self._db.single_statement() as conn:
+            await prepared.run(conn, keep, {"job_id": job_id, "image_index": image.index, "content": image.content,
                                       "content_type": image.content_type, "size": image.size,
                                       "created_at": self._clock()})
 
@@ -537,10 +538,10 @@ class JobStore:
         job's row untouched) if it had finished already.
         """
         indices = sorted(int(image["index"]) for image in posted)
-        await conn.execute(upsert(self._db.dialect, job_messages, key=("message_id",), update=("images",)),
+        await prepared.run(conn, upsert(self._db.dialect, job_messages, key=("message_id",), update=("images",)),
                            {"message_id": message_id, "job_id": job_id, "channel_id": channel_id, "kind": "result",
                             "images": indices, "created_at": self._clock()})
-        result = await conn.execute(_DELIVERED, {
+        result = await prepared.run(conn, _DELIVERED, {
             "job_id": job_id, "b_finished_at": self._clock(), "b_result_message_ids": list(result_message_ids),
             "b_images": [dict(image) for image in images]})
         return bool(result.rowcount)

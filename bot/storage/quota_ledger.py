@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage import prepared
 from bot.storage.database import one_of
 from bot.storage.rows import from_row
 from bot.storage.tables import quota_ledger, quota_reservations
@@ -121,7 +122,7 @@ async def record(
     detail: dict[str, Any] | None = None,
     effective_at: datetime | None = None,
 ) -> None:
-    await conn.execute(_RECORD, {
+    await prepared.run(conn, _RECORD, {
         "guild_id": guild_id,
         "user_id": user_id,
         "kind": kind.value,

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage import prepared
 from bot.storage.quota_ledger import ReservationState
 from bot.storage.rows import from_row
 from bot.storage.tables import quota_members, quota_reservations
@@ -63,7 +64,7 @@ _LOCK_MEMBER = sa.select(quota_members.c.user_id).where(
 
 
 async def insert(conn: AsyncConnection, held: Reservation) -> None:
-    await conn.execute(_INSERT, {**dataclasses.asdict(held), "state": held.state.value})
+    await prepared.run(conn, _INSERT, {**dataclasses.asdict(held), "state": held.state.value})
 
 
 async def find(conn: AsyncConnection, job_id: str, *, lock: bool = False) -> Reservation | None:
@@ -87,8 +88,8 @@ async def commit_uncharged(conn: AsyncConnection, job_id: str, wanted: int, now:
     """Commit the job's reservation to `wanted` images (at most those it holds) if it is live
     and nothing was charged against it yet, the common end of a job; the reservation as it is
     now, or None (then nothing changed). One statement: no read, no lock taken before."""
-    row = (await conn.execute(_COMMIT_UNCHARGED, {"b_job_id": job_id, "b_wanted": wanted,
-                                                  "b_settled_at": now})).mappings().first()
+    row = (await prepared.run(conn, _COMMIT_UNCHARGED, {"b_job_id": job_id, "b_wanted": wanted,
+                                                        "b_settled_at": now})).first_mapping()
     return Reservation.from_row(row) if row is not None else None
 
 

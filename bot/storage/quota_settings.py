@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage import prepared
 from bot.storage.database import upsert
 from bot.storage.rows import from_row
 from bot.storage.tables import quota_guilds, quota_members, quota_roles
@@ -67,9 +68,9 @@ def _taking(dialect: str, table: sa.Table, key: tuple[str, ...]) -> Executable:
     return statement.returning(*table.c)
 
 
-async def take_row(conn: AsyncConnection, table: sa.Table, **key: int) -> sa.RowMapping:
+async def take_row(conn: AsyncConnection, table: sa.Table, **key: int) -> dict[str, Any]:
     """Lock the row of `key` (creating it if missing) and return it."""
-    return (await conn.execute(_taking(conn.dialect.name, table, tuple(key)), key)).mappings().one()
+    return (await prepared.run(conn, _taking(conn.dialect.name, table, tuple(key)), key)).one_mapping()
 
 
 # Built once: these run for every job (statement construction costs more than the statement).

@@ -15,6 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage import prepared
 from bot.storage.quota_ledger import MEMBER_TOTALS, MemberTotals
 from bot.storage.quota_settings import GuildRow, MemberRow
 from bot.storage.tables import quota_guilds, quota_members
@@ -55,17 +56,17 @@ async def read_snapshot(
     conn: AsyncConnection, guild_id: int, user_id: int, start: datetime, end: datetime, now: datetime
 ) -> QuotaSnapshot:
     """The member's and guild's settings, and the member's totals in [start, end) as of `now`."""
-    row = (await conn.execute(_SNAPSHOT, {"guild_id": guild_id, "user_id": user_id, "start": start,
-                                          "end": end, "now": now})).one()
+    row = (await prepared.run(conn, _SNAPSHOT, {"guild_id": guild_id, "user_id": user_id, "start": start,
+                                                "end": end, "now": now})).one_mapping()
     return QuotaSnapshot(
-        member=MemberRow(guild_id, user_id, limit=row.member_image_limit, blocked=bool(row.member_blocked)),
+        member=MemberRow(guild_id, user_id, limit=row["member_image_limit"], blocked=bool(row["member_blocked"])),
         guild=GuildRow(
             guild_id,
-            default_limit=row.guild_default_limit,
-            period=row.guild_period,
-            server_cap=row.guild_server_cap,
-            audit_channel_id=row.guild_audit_channel_id,
-            moderator_role_id=row.guild_moderator_role_id,
+            default_limit=row["guild_default_limit"],
+            period=row["guild_period"],
+            server_cap=row["guild_server_cap"],
+            audit_channel_id=row["guild_audit_channel_id"],
+            moderator_role_id=row["guild_moderator_role_id"],
         ),
-        totals=MemberTotals.from_sums(row.used, row.granted, row.reserved),
+        totals=MemberTotals.from_sums(row["used"], row["granted"], row["reserved"]),
     )
