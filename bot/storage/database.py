@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from sqlalchemy import ColumnElement, Executable, Table, event, literal
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -54,6 +55,12 @@ def upsert(dialect: str, table: Table, *, key: tuple[str, ...], update: tuple[st
                                            set_={column: statement.excluded[column] for column in update})
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's value as text, as `json.dumps` would accept it (keys that are not strings
+    become strings)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def one_of(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
     """`column IN (…)` for a fixed set of values, one bound parameter each. `column.in_(list)`
     makes an "expanding" parameter that SQLAlchemy rewrites into the SQL at every execution,
@@ -80,6 +87,10 @@ class Database:
     def __init__(self, database_url: str, **engine_options: Any) -> None:
         self.url = async_url(database_url)
         self.dialect: Dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        # JSON columns (a job's request, delivery, images) through orjson: the standard library's
+        # encoder was 1-2 % of a job's CPU.
+        engine_options.setdefault("json_serializer", json_text)
+        engine_options.setdefault("json_deserializer", orjson.loads)
         if self.dialect == "sqlite":
             self._ensure_sqlite_directory()
             # The write transaction's statements run on the loop's thread (sqlite_driver.py), one at a

@@ -55,21 +55,38 @@ class Rows:
 class _Compiled:
     """One statement compiled for one dialect and one set of parameter names."""
 
-    __slots__ = ("_binds", "_compiled", "_keys", "_result_types", "_results", "sql")
+    __slots__ = ("_binds", "_keys", "_result_types", "_results", "sql")
 
     def __init__(self, compiled: SQLCompiler) -> None:
-        self._compiled = compiled
         self.sql = compiled.string
+        if compiled.escaped_bind_names or any(bind.expanding or bind.callable for bind in compiled.binds.values()):
+            raise ValueError("not for a statement whose parameters SQLAlchemy works out at each execution "
+                             "(expanding, escaped or computed)")
         processors = compiled._bind_processors
-        names = compiled.positiontup or []
-        self._binds: list[tuple[str, _Processor]] = [(name, processors.get(name)) for name in names]  # type: ignore[misc]
+        # Per position: the key a caller gives it by, its name, a value of its own (a literal),
+        # whether it must be given, and its type's bind processor (None: the value as it is).
+        self._binds: list[tuple[str, str, Any, bool, _Processor]] = []
+        for name in compiled.positiontup or []:
+            bind = compiled.binds[name]
+            self._binds.append((bind.key, name, bind.value, bind.required, processors.get(name)))  # type: ignore[arg-type]
         self._keys = tuple(entry[0] for entry in compiled._result_columns)
         self._result_types = [entry[3] for entry in compiled._result_columns]
         self._results: list[_Processor] | None = None  # from the first cursor description
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        given = self._compiled.construct_params(values, _check=False)
-        return tuple(given[name] if processor is None else processor(given[name]) for name, processor in self._binds)
+        """The values in the dialect's order, each through its type's bind processor."""
+        out = []
+        for key, name, own, required, processor in self._binds:
+            if key in values:
+                value = values[key]
+            elif name in values:
+                value = values[name]
+            elif required:
+                raise KeyError(f"no value for the bound parameter {key!r}")
+            else:
+                value = own
+            out.append(value if processor is None else processor(value))
+        return tuple(out)
 
     def rows(self, dialect: Dialect, description: Sequence[Any], raw: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._results is None:

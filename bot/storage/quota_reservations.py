@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,7 +63,7 @@ _LOCK_MEMBER = sa.select(quota_members.c.user_id).where(
 
 
 async def insert(conn: AsyncConnection, held: Reservation) -> None:
-    await prepared.run(conn, _INSERT, {**dataclasses.asdict(held), "state": held.state.value})
+    await prepared.run(conn, _INSERT, {**vars(held), "state": held.state.value})
 
 
 async def find(conn: AsyncConnection, job_id: str, *, lock: bool = False) -> Reservation | None:

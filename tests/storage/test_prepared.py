@@ -112,3 +112,23 @@ async def test_an_insert_compiles_for_the_columns_it_is_given(database: Database
 async def _insert(database: Database, row: dict[str, Any]) -> None:
     async with database.transaction() as conn:
         await conn.execute(SYNCED, row)
+
+
+async def test_json_columns_read_back_what_was_stored_including_keys_that_are_not_strings(database: Database) -> None:
+    """JSON goes through orjson (`json_text`), as lenient as `json.dumps` was about keys."""
+    job_id = await stored_job(database)
+    images = [{"index": 0, "filename": "a.png", "sizes": {1: "1K"}}, {"index": 1, "note": "é ✓"}]
+    async with database.transaction() as conn:
+        await conn.execute(jobs.update().where(jobs.c.id == job_id).values(images=images))
+    async with database.engine.connect() as conn:
+        stored = (await conn.execute(sa.select(jobs.c.images))).scalar_one()
+    assert stored == [{"index": 0, "filename": "a.png", "sizes": {"1": "1K"}}, {"index": 1, "note": "é ✓"}]
+
+
+async def test_a_missing_value_and_a_statement_it_cannot_prepare_are_refused(database: Database) -> None:
+    async with database.engine.connect() as conn:
+        with pytest.raises(KeyError, match="guild_id"):
+            await prepared.run(conn, _SNAPSHOT, {"user_id": 7, "start": NOW, "end": NOW, "now": NOW})
+        expanding = sa.select(jobs.c.id).where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+        with pytest.raises(ValueError, match="expanding"):
+            await prepared.run(conn, expanding, {"ids": ["a"]})

@@ -6,7 +6,6 @@ where its reference images came from, so Reroll can fetch them again after any r
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,7 @@ class StoredReference:
     channel_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dict(vars(self))  # its fields (asdict would deep-copy each value)
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> StoredReference:
@@ -61,7 +60,7 @@ class StoredRequest:
         return len(self.references) >= self.reference_count
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "references": [reference.to_json() for reference in self.references]}
+        return {**vars(self), "references": [reference.to_json() for reference in self.references]}
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> StoredRequest:
