@@ -187,7 +187,7 @@ class Database:
     @asynccontextmanager
     async def single_statement(self) -> AsyncIterator[AsyncConnection]:
         """For one write statement, atomic on its own: on PostgreSQL it runs in autocommit (its
-        own implicit transaction: no BEGIN and COMMIT, two round trips of three fewer); on SQLite
+        own implicit transaction: no BEGIN and COMMIT, one round trip instead of three); on SQLite
         in a write `transaction()` (the write lock)."""
         if self.dialect == "postgresql":
             async with self._single_statements.transaction() as connection:

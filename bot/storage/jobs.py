@@ -416,8 +416,8 @@ class JobStore:
                       update=("content", "content_type", "size", "created_at"))
         async with self._db.single_statement() as conn:
             await prepared.run(conn, keep, {"job_id": job_id, "image_index": image.index, "content": image.content,
-                                      "content_type": image.content_type, "size": image.size,
-                                      "created_at": self._clock()})
+                                            "content_type": image.content_type, "size": image.size,
+                                            "created_at": self._clock()})
 
     async def results(self, job_id: str) -> list[GeneratedImage]:
         """The images kept for an unfinished job, by index (none once it has ended)."""
