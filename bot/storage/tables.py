@@ -6,6 +6,7 @@ checks that the columns match what the migrations create.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,38 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    # On SQLite the text is written and read here in one step, skipping the DATETIME type's own
+    # processing behind it: that built a dict and %-formatted it for every value (a job binds
+    # about twenty), 2 % of a job's CPU. Same text as SQLAlchemy's DATETIME writes
+    # ("2026-12-03 12:00:00.000000": the stored values compare as before), read back with
+    # `datetime.fromisoformat` (which also takes SQLite's own CURRENT_TIMESTAMP form).
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def from_text(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if isinstance(value, datetime):  # an expression SQLite typed itself
+                return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return from_text
 
 
 metadata = sa.MetaData()
