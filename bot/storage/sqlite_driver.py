@@ -183,10 +183,17 @@ def _deletes(operation: str) -> bool:
 
 
 def _value_bytes(parameters: Any) -> int:
-    """What a statement's text and binary values add up to (an image makes it large)."""
+    """What a statement's text and binary values add up to (an image makes it large; it comes as
+    the `memoryview` SQLAlchemy's LargeBinary binds)."""
     if not parameters:
         return 0
-    return sum(len(value) for value in parameters if isinstance(value, (bytes, str)))
+    total = 0
+    for value in parameters:
+        if isinstance(value, (str, bytes, bytearray)):
+            total += len(value)
+        elif isinstance(value, memoryview):
+            total += value.nbytes
+    return total
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):

@@ -24,6 +24,8 @@ notes = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("text", sa.String, nullable=False, unique=True),
 )
+blobs = sa.Table("blobs", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.Column("content", sa.LargeBinary, nullable=False))
 
 
 @pytest.fixture
@@ -202,3 +204,20 @@ async def test_a_connection_terminated_both_ways_ends_its_thread_and_returns(
         await asyncio.wait_for(graceful, 5)
     await asyncio.to_thread(thread.join, 5)
     assert not thread.is_alive()
+
+
+async def test_an_image_is_written_on_the_sqlite_thread_and_its_pages_counted(database: Database,
+                                                                              trips: list[str]) -> None:
+    """SQLAlchemy binds a LargeBinary value as a memoryview: its size counts like a text's."""
+    image = bytes(range(256)) * (INLINE_PARAMETER_BYTES // 256 + 1)
+    async with database.transaction() as warm:  # the writer's connection exists before counting
+        await warm.execute(sa.select(1))
+    trips.clear()
+    dbapi = database.engine.sync_engine.dialect.loaded_dbapi
+    before = dbapi._pages_written
+    async with database.transaction() as conn:
+        await conn.execute(blobs.insert(), {"content": image})
+    assert trips == ["_run", "commit"]  # too big to write on the loop's thread, and so its COMMIT
+    assert dbapi._pages_written - before >= len(image) // 4096
+    async with database.engine.connect() as conn:
+        assert (await conn.execute(sa.select(blobs.c.content))).scalar_one() == image
