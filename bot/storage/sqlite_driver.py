@@ -136,12 +136,17 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
-        self._take(_run, operation, parameters)
+        await_(self.execute_async(operation, parameters))
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
-        self._take(_run_many, operation, seq_of_parameters)
+        await_(self._take(_run_many, operation, seq_of_parameters))
 
-    def _take(self, work: Any, operation: Any, parameters: Any) -> None:
+    async def execute_async(self, operation: Any, parameters: Any = None) -> None:
+        """`execute` for a caller on the event loop (bot/storage/prepared.py): no greenlet switch.
+        Raises the adapter's DBAPI errors, as `execute` does."""
+        await self._take(_run, operation, parameters)
+
+    async def _take(self, work: Any, operation: Any, parameters: Any) -> None:
         connection = cast(_Connection, self._adapt_connection)
         raw = self._connection._conn
         begin, connection._begin = connection._begin, None
@@ -151,10 +156,10 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
             size = _value_bytes(parameters) if work is _run else 0
             light = work is _run and size <= INLINE_PARAMETER_BYTES and not _deletes(operation)
             if connection._holds_write_lock and light:
-                outcome: _Outcome = await_(_at_once(work, raw, operation, parameters))
+                outcome: _Outcome = work(raw, None, operation, parameters)  # here, on the loop's thread
             else:
                 connection._heavy = connection._heavy or not light
-                outcome = await_(self._connection._execute(work, raw, begin, operation, parameters))
+                outcome = await self._connection._execute(work, raw, begin, operation, parameters)
         except Exception as error:
             connection._in_transaction = True  # unknown after a failure: let a rollback run
             connection._handle_exception(error)
@@ -165,12 +170,6 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
             connection.dbapi.note_written(size)
         if rows is not None:
             self._rows = collections.deque(rows)
-
-
-async def _at_once(work: Any, connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
-    """`work` on this thread, as a coroutine that never suspends: SQLAlchemy's async layer insists
-    on being handed an awaitable, and awaiting this one costs no trip through the event loop."""
-    return work(connection, None, operation, parameters)  # type: ignore[no-any-return]
 
 
 def _takes_write_lock(begin: str) -> bool:

@@ -132,3 +132,25 @@ async def test_a_missing_value_and_a_statement_it_cannot_prepare_are_refused(dat
         expanding = sa.select(jobs.c.id).where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
         with pytest.raises(ValueError, match="expanding"):
             await prepared.run(conn, expanding, {"ids": ["a"]})
+
+
+async def test_inside_a_transaction_it_makes_no_greenlet_switch(database: Database,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver's own coroutine is awaited (SQLite driver, SQLAlchemy's asyncpg adapter): if an
+    upgrade renames it, this fails instead of the bot silently paying `run_sync` again."""
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    switches: list[object] = []
+    original = AsyncConnection.run_sync
+
+    async def counted(self: AsyncConnection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        switches.append(fn)
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncConnection, "run_sync", counted)
+    async with database.transaction() as conn:
+        await prepared.run(conn, SYNCED, {"scope": "s", "payload_hash": "h", "synced_at": NOW})
+        snapshot = await prepared.run(conn, _SNAPSHOT, {"guild_id": 1, "user_id": 7, "start": NOW, "end": NOW,
+                                                        "now": NOW})
+    assert switches == []
+    assert snapshot.one_mapping()["used"] == 0
