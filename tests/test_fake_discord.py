@@ -179,6 +179,9 @@ async def test_bot_logs_in_identifies_and_a_slash_command_round_trips(fake: Stan
 
     assert reply.content == "pong" and not reply.ephemeral and reply.via_webhook
     assert reply.interaction is interaction and fake.messages(fake.general) == [reply]
+    # queued, then its frame handed to the socket, then answered
+    assert interaction.sent_at is not None and interaction.callback is not None
+    assert interaction.dispatched_at <= interaction.sent_at <= interaction.callback.at
     assert [(r.method, r.path) for r in fake.requests[:2]] == [("GET", "/users/@me"),
                                                               ("GET", "/oauth2/applications/@me")]
     assert fake.unhandled == []

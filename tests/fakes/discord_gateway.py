@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 import zlib
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -51,7 +53,7 @@ class GatewaySession:
         self.closed = False
         self.shard: tuple[int, int] | None = None  # (shard_id, shard_count) from IDENTIFY
         self.dispatched: list[tuple[str, JSON]] = []  # every event sent, oldest first
-        self._outbox: asyncio.Queue[JSON] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[JSON, Callable[[float], None] | None]] = asyncio.Queue()
         self._zlib = zlib.compressobj() if compress else None
         self._writer = asyncio.create_task(self._write())
 
@@ -63,14 +65,15 @@ class GatewaySession:
     def identified(self) -> bool:
         return self.intents is not None and not self.closed
 
-    def send(self, payload: JSON) -> None:
+    def send(self, payload: JSON, *, on_sent: Callable[[float], None] | None = None) -> None:
+        """Queue `payload`; `on_sent` gets the monotonic time its frame was handed to the socket."""
         if not self.closed:
-            self._outbox.put_nowait(payload)
+            self._outbox.put_nowait((payload, on_sent))
 
-    def dispatch(self, event: str, data: JSON) -> None:
+    def dispatch(self, event: str, data: JSON, *, on_sent: Callable[[float], None] | None = None) -> None:
         self.seq += 1
         self.dispatched.append((event, data))
-        self.send({"op": 0, "t": event, "s": self.seq, "d": data})
+        self.send({"op": 0, "t": event, "s": self.seq, "d": data}, on_sent=on_sent)
 
     @property
     def shard_id(self) -> int:
@@ -90,7 +93,7 @@ class GatewaySession:
 
     async def _write(self) -> None:
         while True:
-            payload = await self._outbox.get()
+            payload, on_sent = await self._outbox.get()
             text = json.dumps(payload)
             try:
                 if self._zlib is not None:
@@ -101,6 +104,8 @@ class GatewaySession:
             except (ConnectionError, RuntimeError):
                 self.closed = True
                 return
+            if on_sent is not None:
+                on_sent(time.monotonic())
 
     async def close(self, code: int = 1000, message: str = "") -> None:
         """Idempotent: stop the writer and close the socket (if still open)."""

@@ -447,7 +447,7 @@ class FakeInteraction:
     guild_id: int | None
     channel_id: int
     attachment_size_limit: int
-    dispatched_at: float
+    dispatched_at: float  # queued for the gateway (the 3 s acknowledgement window starts here)
     waiter: Waiter
     command_type: int | None = None
     source_message_id: int | None = None  # the message a component was clicked on
@@ -455,6 +455,9 @@ class FakeInteraction:
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    # When the gateway frame carrying it was handed to the socket: later than `dispatched_at` when
+    # the fake's own writer is busy (a burst of 1,000 queues them all at once).
+    sent_at: float | None = None
 
     @property
     def created_at(self) -> datetime:

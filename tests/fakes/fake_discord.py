@@ -443,8 +443,11 @@ class FakeDiscord(DiscordRoutes):
             envelope.guild_id, envelope.channel_id, envelope.attachment_size_limit, self.clock.monotonic(),
             self, envelope.command_type, envelope.source_message_id)
         self.interactions[interaction.id] = interaction
+        def sent(at: float) -> None:
+            interaction.sent_at = at
+
         for session in sessions:
-            session.dispatch("INTERACTION_CREATE", payload)
+            session.dispatch("INTERACTION_CREATE", payload, on_sent=sent)
         return interaction
 
     async def slash(self, name: str, options: Mapping[str, Any] | None = None, *, user: User | None = None,
