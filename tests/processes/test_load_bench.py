@@ -25,8 +25,8 @@ async def test_a_small_burst_reports_every_figure_with_a_profile(capsys: pytest.
     assert "burst 2: 12 jobs, 12 acknowledged, 0 failed" in output
     # A one-image job: the defer and one edit; its statements are counted by the bot's /metrics.
     assert figure(output, "per job").startswith("2.00 Discord calls, ")
-    for label in ("ack latency p50 / p99 / max", "after the frame left the fake", "makespan", "relay call after command", "bot CPU per job",
-                  "bot peak memory"):
+    for label in ("ack latency p50 / p99 / max", "after the frame left the fake", "makespan",
+                  "relay call after command", "bot CPU per job", "bot peak memory"):
         figure(output, label)
     assert "profile:" in output and "the bot's own functions" in output
     assert "peak memory, last burst against the first" in output
