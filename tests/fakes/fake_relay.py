@@ -29,6 +29,8 @@ from typing import Any, Literal
 from aiohttp import web
 from PIL import Image
 
+from tests.fakes.loopback import serve_on_loopback
+
 DEFAULT_API_KEY = "sk-fake-relay-0123456789abcdef"
 DEFAULT_MODEL = "doubao-seedream-4-0-250828"
 TIER_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
@@ -178,9 +180,7 @@ class FakeRelay:
         app.router.add_get("/assets/{asset_id}.jpeg", self._asset)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self.port = await serve_on_loopback(self._runner)
 
     async def close(self) -> None:
         if self._runner is not None:
